@@ -1,0 +1,155 @@
+"""Segmented Sinkhorn-Knopp: every keypoint type's assignment problem solved at once (METHOD.md §2).
+
+Each segment j (a keypoint type, or one big segment for clustering) is an independent Sinkhorn
+problem on A = exp(scores / eps) restricted to its n_j rows (pixels) and the K candidate columns
+(prototypes). Per iteration, SwAV-style: scale each prototype column to mass 1/K, then each pixel
+row to mass 1/n_j; at the end each pixel row is scaled to sum to 1 (METHOD.md §2 step 3).
+
+How it is computed (the same maths in the torch and Triton paths, see PERF.md): the matrix is never
+rewritten; only a per-segment column scaling log c (J, K) is kept, in the log domain, because with
+1/eps = 20 the exponentials reach e^20 and a tiny eps would overflow or underflow fp32.
+  * iteration 1, columns: log c_k = -logsumexp_p(L_pk) with L = scores / eps (each segment's
+    column max is subtracted before exp: overflow-safe, and exact because a column scaling is
+    absorbed by the first prototype step).
+  * the pixel step of iteration i leaves rows r_p = 1 / (n sum_k A_pk c_k), so the next column step
+    is c_k <- c_k / sum_p pi_pk with pi = softmax_k(L_pk + log c_k) (constants common to a segment
+    cancel in the final row normalisation and are dropped). pi is a row softmax (overflow-safe) and
+    sum_p pi_pk >= 1 / (K n_j) after any column step, so nothing underflows.
+  * final: q = softmax_k(L_pk + log c_k), which is the last pixel step followed by the scaling of
+    each row to 1.
+That is t + 2 passes over the N x K scores: column max, t column sums, one final read + write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from posebh_cli.errors import PosebhError
+from posebh_cli.ops.backend import resolve_backend
+
+# Lower clamp for column masses: exact for every non-empty segment (their masses are >= 1/(K n_j)),
+# and keeps empty segments (never read back) finite instead of inf/NaN.
+_MIN_COLUMN_MASS = 1e-30
+
+
+@dataclass(frozen=True)
+class SinkhornResult:
+    """Output of `segmented_sinkhorn` for N pixels and K candidate prototypes.
+
+    assignment: (N, K) fp32 soft assignment q; each pixel's row sums to 1.
+    hard: (N,) int64 argmax of the assignment (the hard target, METHOD.md §2 step 4).
+    sampled: (N,) int64 index of a hard Gumbel-softmax sample on log(assignment) at temperature
+        tau (the one-hot used for the prototype update; on log-probabilities, METHOD.md §8 item 3).
+    """
+
+    assignment: Tensor
+    hard: Tensor
+    sampled: Tensor
+
+
+def validate_sinkhorn_args(
+    scores: Tensor, segment_ids: Tensor, num_segments: int, eps: float, iters: int, tau: float
+) -> None:
+    """Shape checks are bugs (ValueError); bad hyper-parameters come from recipes (PosebhError)."""
+    if scores.dim() != 2 or scores.shape[1] < 1:
+        raise ValueError(f"scores must be (N, K) with K >= 1, got shape {tuple(scores.shape)}")
+    if segment_ids.shape != scores.shape[:1]:
+        raise ValueError(
+            f"segment_ids must be (N,) = ({scores.shape[0]},), got {tuple(segment_ids.shape)}"
+        )
+    if segment_ids.dtype not in (torch.int64, torch.int32):
+        raise ValueError(f"segment_ids must be an integer tensor, got {segment_ids.dtype}")
+    if segment_ids.device != scores.device:
+        raise ValueError(f"segment_ids on {segment_ids.device} but scores on {scores.device}")
+    if num_segments < 1:
+        raise ValueError(f"num_segments must be >= 1, got {num_segments}")
+    if not eps > 0:
+        raise PosebhError(f"sinkhorn eps must be > 0, got {eps}")
+    if iters < 0:
+        raise PosebhError(f"sinkhorn iters must be >= 0, got {iters}")
+    if not tau > 0:
+        raise PosebhError(f"gumbel tau must be > 0, got {tau}")
+
+
+def segmented_sinkhorn(
+    scores: Tensor,
+    segment_ids: Tensor,
+    num_segments: int,
+    *,
+    eps: float = 0.05,
+    iters: int = 3,
+    tau: float = 0.5,
+    seed: int | None = None,
+    backend: str = "auto",
+) -> SinkhornResult:
+    """Solve one Sinkhorn-Knopp problem per segment, all segments in one vectorised pass.
+
+    scores: (N, K) similarity of each pixel to the K candidate prototypes of its own segment.
+    segment_ids: (N,) int64 in [0, num_segments), any order; segments may be empty.
+    eps: entropic temperature (A = exp(scores / eps)); iters: Sinkhorn iterations.
+    tau: Gumbel-softmax temperature (does not change the hard sample, kept for the record).
+    seed: makes the Gumbel sample reproducible on one backend; None draws from torch's global RNG.
+    backend: "auto" | "torch" | "triton" (see posebh_cli.ops.backend.resolve_backend).
+    Returns SinkhornResult(assignment (N, K) fp32, hard (N,), sampled (N,)).
+    """
+    validate_sinkhorn_args(scores, segment_ids, num_segments, eps, iters, tau)
+    chosen = resolve_backend(backend, scores.device)
+    scores = scores.float()  # fp32 always: bf16 exponentials at 1/eps = 20 are ~8% off
+    segment_ids = segment_ids.long()
+    if chosen == "triton":
+        from posebh_cli.ops.sinkhorn_triton import segmented_sinkhorn_triton
+
+        return segmented_sinkhorn_triton(scores, segment_ids, num_segments, eps, iters, tau, seed)
+    log_q = segmented_sinkhorn_log_assignment(scores, segment_ids, num_segments, eps, iters)
+    assignment = log_q.exp()
+    sampled = gumbel_argmax(log_q, tau, seed)
+    return SinkhornResult(assignment=assignment, hard=assignment.argmax(dim=1), sampled=sampled)
+
+
+def segmented_sinkhorn_log_assignment(
+    scores: Tensor, segment_ids: Tensor, num_segments: int, eps: float, iters: int
+) -> Tensor:
+    """Vectorised torch path: log q (N, K) from fp32 scores, no host syncs.
+
+    segment_ids: (N,) int64. All segments are handled by scatter/gather over segment ids.
+    """
+    if iters == 0:
+        return torch.log_softmax(scores / eps, dim=1)  # no Sinkhorn step: plain row softmax
+    num_pixels, num_cols = scores.shape
+    column_index = segment_ids.unsqueeze(1).expand(num_pixels, num_cols)  # (N, K)
+    # Per-segment column max: a column scaling, absorbed by the first prototype step, so it changes
+    # nothing but keeps exp() in range and the entries that matter (near the max) accurate in fp32.
+    col_max = scores.new_zeros((num_segments, num_cols)).scatter_reduce_(
+        0, column_index, scores, reduce="amax", include_self=False
+    )
+    centered = (scores - col_max[segment_ids]) / eps  # (N, K) logits, <= 0, column max = 0
+    # Iteration 1, prototype step on the raw matrix: c_k = 1 / sum_p exp(L_pk).
+    col_mass = scores.new_zeros((num_segments, num_cols)).scatter_add_(
+        0, column_index, torch.exp(centered)
+    )
+    log_c = -col_mass.clamp_min(1.0).log()  # non-empty segments have mass >= 1 (their max)
+    for _ in range(iters - 1):
+        # Pixel step of the previous iteration folded in: rows of A c normalised = pi.
+        pi = torch.softmax(centered + log_c[segment_ids], dim=1)  # (N, K)
+        col_mass = scores.new_zeros((num_segments, num_cols)).scatter_add_(0, column_index, pi)
+        log_c = log_c - col_mass.clamp_min(_MIN_COLUMN_MASS).log()  # columns -> equal mass
+    # Last pixel step, then each pixel's row scaled to sum to 1.
+    return torch.log_softmax(centered + log_c[segment_ids], dim=1)
+
+
+def gumbel_argmax(
+    log_q: Tensor, tau: float, seed: int | None, generator: torch.Generator | None = None
+) -> Tensor:
+    """Hard Gumbel-softmax sample: argmax_k (log q_k + g_k) / tau, g ~ Gumbel(0, 1). (N,) int64.
+
+    Applied to log-probabilities (METHOD.md §8 item 3); tau > 0 does not move the argmax.
+    """
+    if generator is None and seed is not None:
+        generator = torch.Generator(device=log_q.device).manual_seed(int(seed))
+    uniform = torch.rand(log_q.shape, generator=generator, device=log_q.device)
+    tiny = torch.finfo(torch.float32).tiny
+    gumbel = -torch.log(-torch.log(uniform.clamp(min=tiny, max=1.0 - 1e-7)))
+    return ((log_q + gumbel) / tau).argmax(dim=1)
