@@ -1,0 +1,1 @@
+"""Dataset readers, prepared indexes, the synthetic dataset, top-down transforms and sampling."""

@@ -1,0 +1,1 @@
+"""Backbones, heads, prototype table and the composed PoseBH model."""
