@@ -44,7 +44,8 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         if forced:
             if forced not in ("torch", "triton"):
                 raise PosebhError(
-                    f"environment variable {BACKEND_ENV_VAR}={forced!r}: expected 'torch' or 'triton'"
+                    f"environment variable {BACKEND_ENV_VAR}={forced!r}:"
+                    " expected 'torch' or 'triton'"
                 )
             backend = forced
         else:
@@ -54,8 +55,8 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         reason = triton_import_error()
         if reason is not None:
             raise PosebhError(
-                f"ops backend 'triton' needs the 'triton' package, which failed to import ({reason});"
-                f" install triton or use backend 'torch' / {BACKEND_ENV_VAR}=torch"
+                "ops backend 'triton' needs the 'triton' package, which failed to import"
+                f" ({reason}); install triton or use backend 'torch' / {BACKEND_ENV_VAR}=torch"
             )
         if device.type != "cuda" and not triton_interpreter_enabled():
             raise PosebhError(
