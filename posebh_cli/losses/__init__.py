@@ -1,0 +1,1 @@
+"""Losses of PoseBH (METHOD.md §3): keypoint heatmaps, prototypes (PPC/PPD/phm) and CSS."""

@@ -1,0 +1,89 @@
+"""ViTPose++ mixture-of-experts FFN: a shared fc2 plus one expert slice per dataset (METHOD.md §1).
+
+fc1 D -> 4D, GELU, then a shared fc2 4D -> D - P and one expert Linear(4D, P) per dataset; the
+output is concat(shared, expert of the sample's dataset). Routing is by a `dataset_idx (B,)` tensor.
+
+Routing choice (gather + batched matmul): the expert weights of each sample are gathered,
+(E, P, 4D) -> (B, P, 4D), and applied with one `baddbmm`. This costs the FLOPs of ONE expert per
+sample (computing all E experts and selecting would cost E times the expert FLOPs: +37% FFN work
+for ViT-B with 6 datasets) and has no data-dependent shapes (a per-dataset index_select loop would
+need host syncs and breaks torch.compile graphs). The gathered weights are (B, P, 4D), the size of
+one hidden activation when P equals the token count, which is affordable.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class MoEMlp(nn.Module):
+    """FFN with a shared output slice and per-dataset expert slices.
+
+    Attributes:
+        fc1: Linear(D, 4D). fc2: shared Linear(4D, D - P).
+        expert_weight: (E, P, 4D) one Linear(4D, P) weight per dataset; expert_bias: (E, P).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_features: int | None = None,
+        out_features: int | None = None,
+        act_layer: type[nn.Module] = nn.GELU,
+        norm_layer: type[nn.Module] | None = None,
+        bias: bool = True,
+        drop: float = 0.0,
+        *,
+        num_experts: int,
+        expert_dim: int,
+        device=None,
+        dtype=None,
+    ) -> None:
+        super().__init__()
+        out_features = out_features or in_features
+        hidden_features = hidden_features or in_features
+        if not 0 < expert_dim < out_features:
+            raise ValueError(f"expert_dim must be in (0, {out_features}), got {expert_dim}")
+        if num_experts < 1:
+            raise ValueError(f"num_experts must be >= 1, got {num_experts}")
+        dd = {"device": device, "dtype": dtype}
+        self.num_experts = num_experts
+        self.expert_dim = expert_dim
+        self.fc1 = nn.Linear(in_features, hidden_features, bias=bias, **dd)
+        self.act = act_layer()
+        self.drop1 = nn.Dropout(drop)
+        self.norm = norm_layer(hidden_features) if norm_layer is not None else nn.Identity()
+        self.fc2 = nn.Linear(hidden_features, out_features - expert_dim, bias=bias, **dd)
+        self.expert_weight = nn.Parameter(
+            torch.empty(num_experts, expert_dim, hidden_features, **dd)
+        )
+        self.expert_bias = nn.Parameter(torch.zeros(num_experts, expert_dim, **dd))
+        self.drop2 = nn.Dropout(drop)
+        self.reset_expert_parameters()
+
+    def reset_expert_parameters(self) -> None:
+        # Same init as the timm/ViTPose Linear layers (trunc normal std 0.02, zero bias).
+        nn.init.trunc_normal_(self.expert_weight, std=0.02)
+        nn.init.zeros_(self.expert_bias)
+
+    def forward(self, x: Tensor, dataset_idx: Tensor) -> Tensor:
+        """x: (B, N, D); dataset_idx: (B,) int64 in [0, E). Returns (B, N, D)."""
+        hidden = self.norm(self.drop1(self.act(self.fc1(x))))  # (B, N, 4D)
+        shared = self.fc2(hidden)  # (B, N, D - P)
+        weight = self.expert_weight[dataset_idx]  # (B, P, 4D): this sample's expert
+        bias = self.expert_bias[dataset_idx].unsqueeze(1)  # (B, 1, P)
+        expert = torch.baddbmm(bias, hidden, weight.transpose(1, 2))  # (B, N, P)
+        out = torch.cat([shared, expert.to(shared.dtype)], dim=-1)
+        return self.drop2(out)
+
+    def merged_fc2(self, dataset_index: int) -> tuple[Tensor, Tensor]:
+        """fc2 of a plain FFN equal to this one for `dataset_index`: weight (D, 4D), bias (D,)."""
+        weight = torch.cat([self.fc2.weight, self.expert_weight[dataset_index]], dim=0)
+        if self.fc2.bias is None:
+            bias = torch.cat([self.fc2.weight.new_zeros(self.fc2.out_features),
+                              self.expert_bias[dataset_index]])
+        else:
+            bias = torch.cat([self.fc2.bias, self.expert_bias[dataset_index]])
+        return weight, bias
+

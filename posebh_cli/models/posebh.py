@@ -1,0 +1,194 @@
+"""The composed PoseBH model: ViT backbone, one heatmap head per dataset, embedding head and
+prototype table (METHOD.md §1).
+
+`build_model(model_cfg, datasets)` reads these attributes of `model_cfg` (the recipe's model
+section): backbone (tiny/small/base/large/huge), input_size (H, W), heatmap_size (h, w),
+patch_size, moe (bool), expert_dim (P; None or 0 = the arch default), drop_path (None = the arch
+default), head_channels, head_deconvs, embed_head_channels, embedding_dim (F; 0 = no embedding
+head and no prototypes, a plain ViTPose++ model), prototypes_per_type (M), seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from posebh_cli.errors import PosebhError
+from posebh_cli.models.heads import EmbeddingHead, HeatmapHead
+from posebh_cli.models.prototypes import PrototypeTable
+from posebh_cli.models.vit import PoseViT, ViTConfig
+
+MODEL_PARTS = ("backbone", "keypoint_heads", "embedding_head")
+
+
+def group_samples_by_dataset(dataset_idx: Tensor, num_datasets: int) -> list[Tensor]:
+    """(B,) dataset index -> per dataset the (B_d,) sample indices, on dataset_idx's device.
+
+    Pass a CPU tensor (the loader's) to avoid a device sync; the result is moved by the caller.
+    """
+    order = torch.arange(dataset_idx.shape[0], device=dataset_idx.device)
+    return [order[dataset_idx == d] for d in range(num_datasets)]
+
+
+class PoseBHModel(nn.Module):
+    """Backbone -> per-dataset heatmap heads and (optionally) the embedding head.
+
+    type_offsets: (D,) global id of each dataset's first keypoint type, in heads order.
+    """
+
+    type_offsets: Tensor
+
+    def __init__(
+        self,
+        backbone: PoseViT,
+        heads: nn.ModuleDict,
+        embedding_head: EmbeddingHead | None,
+        prototype_table: PrototypeTable | None,
+        type_offsets: Sequence[int] | Tensor,
+    ) -> None:
+        super().__init__()
+        if len(type_offsets) != len(heads):
+            raise ValueError(f"{len(type_offsets)} type offsets for {len(heads)} heads")
+        self.backbone = backbone
+        self.heads = heads
+        self.embedding_head = embedding_head
+        self.prototype_table = prototype_table
+        self.register_buffer(
+            "type_offsets", torch.as_tensor(list(map(int, type_offsets)), dtype=torch.int64),
+            persistent=False,
+        )
+        self.frozen: set[str] = set()
+
+    @property
+    def dataset_names(self) -> list[str]:
+        return list(self.heads.keys())
+
+    def type_ids(self, dataset_index: int) -> Tensor:
+        """(K_d,) global type ids of a dataset's keypoints."""
+        head = self.heads[self.dataset_names[dataset_index]]
+        start = int(self.type_offsets[dataset_index])
+        return torch.arange(start, start + head.num_keypoints, device=self.type_offsets.device)
+
+    def run_head(self, dataset_index: int, features: Tensor) -> Tensor:
+        """Head of dataset `dataset_index` on any features (B', D, h, w) -> (B', K_d, H, W)."""
+        return self.heads[self.dataset_names[dataset_index]](features)
+
+    def forward(
+        self,
+        images: Tensor,
+        dataset_idx: Tensor,
+        sample_groups: Sequence[Tensor] | None = None,
+    ) -> dict[str, Any]:
+        """images: (B, 3, H, W); dataset_idx: (B,) int64.
+
+        sample_groups: optional per-dataset sample indices (see group_samples_by_dataset);
+        computed here otherwise (one small device-to-host copy).
+        Returns features (B, D, h, w), embeddings (B, F, 4h, 4w) or None, heatmaps
+        {name: (B_d, K_d, 4h, 4w)} for datasets present, sample_indices {name: (B_d,)}.
+        """
+        features = self.backbone(images, dataset_idx)
+        if sample_groups is None:
+            sample_groups = group_samples_by_dataset(dataset_idx.cpu(), len(self.heads))
+        heatmaps: dict[str, Tensor] = {}
+        sample_indices: dict[str, Tensor] = {}
+        for d, (name, head) in enumerate(self.heads.items()):
+            index = sample_groups[d]
+            if index.numel() == 0:
+                continue
+            index = index.to(features.device, non_blocking=True)
+            heatmaps[name] = head(features.index_select(0, index))
+            sample_indices[name] = index
+        embeddings = self.embedding_head(features) if self.embedding_head is not None else None
+        return {
+            "features": features,
+            "embeddings": embeddings,
+            "heatmaps": heatmaps,
+            "sample_indices": sample_indices,
+        }
+
+    # ----- freezing (METHOD.md §4 stages) -----
+    def part_modules(self, part: str) -> list[nn.Module]:
+        if part == "backbone":
+            return [self.backbone]
+        if part == "keypoint_heads":
+            return [self.heads]
+        if part == "embedding_head":
+            return [self.embedding_head] if self.embedding_head is not None else []
+        raise PosebhError(f"unknown model part '{part}'; expected one of {list(MODEL_PARTS)}")
+
+    def set_frozen(self, parts: Iterable[str]) -> None:
+        """Freeze exactly `parts` (requires_grad False, eval-mode BN/dropout); unfreeze the rest."""
+        parts = set(parts)
+        for part in MODEL_PARTS:
+            for module in self.part_modules(part):
+                module.requires_grad_(part not in parts)
+        self.frozen = parts
+        self.train(self.training)
+
+    def train(self, mode: bool = True) -> PoseBHModel:
+        super().train(mode)
+        # Frozen parts stay in eval mode: BN statistics must not drift and drop-path stays off.
+        for part in self.frozen:
+            for module in self.part_modules(part):
+                module.eval()
+        return self
+
+
+def _attr(cfg: Any, name: str, default: Any = None) -> Any:
+    return getattr(cfg, name, default)
+
+
+def build_model(
+    model_cfg: Any, datasets: Sequence[tuple[str, int]], seed: int | None = None
+) -> PoseBHModel:
+    """PoseBH model for `datasets` = [(name, num_keypoints), ...] in recipe order."""
+    if not datasets:
+        raise PosebhError("model needs at least one dataset")
+    seed = int(seed if seed is not None else _attr(model_cfg, "seed", 0) or 0)
+    input_size = tuple(model_cfg.input_size)
+    heatmap_size = tuple(model_cfg.heatmap_size)
+    patch = int(model_cfg.patch_size)
+    deconvs = int(model_cfg.head_deconvs)
+    grid = (input_size[0] // patch, input_size[1] // patch)
+    expected = (grid[0] * 2**deconvs, grid[1] * 2**deconvs)
+    if expected != heatmap_size:
+        raise PosebhError(
+            f"model.heatmap_size {heatmap_size} does not match input_size {input_size} / patch "
+            f"{patch} x 2^head_deconvs ({deconvs}) = {expected}"
+        )
+    expert_dim = _attr(model_cfg, "expert_dim") or None
+    config = ViTConfig(
+        arch=str(model_cfg.backbone),
+        img_size=input_size,
+        patch_size=patch,
+        num_experts=len(datasets) if model_cfg.moe else 0,
+        expert_dim=expert_dim,
+        drop_path=_attr(model_cfg, "drop_path"),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)  # reproducible weights without touching the caller's RNG
+        backbone = PoseViT(config)
+        dim = backbone.embed_dim
+        heads = nn.ModuleDict({
+            name: HeatmapHead(dim, k, channels=int(model_cfg.head_channels), num_deconvs=deconvs)
+            for name, k in datasets
+        })
+        embedding_dim = int(model_cfg.embedding_dim)
+        embedding_head = table = None
+        if embedding_dim > 0:
+            embedding_head = EmbeddingHead(
+                dim, channels=int(model_cfg.embed_head_channels), embed_dim=embedding_dim,
+                num_deconvs=deconvs,
+            )
+            table = PrototypeTable(
+                sum(k for _, k in datasets), int(model_cfg.prototypes_per_type), embedding_dim,
+                seed=seed,
+            )
+    offsets, start = [], 0
+    for _, k in datasets:
+        offsets.append(start)
+        start += k
+    return PoseBHModel(backbone, heads, embedding_head, table, offsets)
