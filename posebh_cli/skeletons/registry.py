@@ -25,6 +25,7 @@ BUILTIN_DIR = Path(__file__).with_name("specs")
 
 _user_dirs: list[Path] = []
 _cache: dict[str, Skeleton] | None = None
+_cache_env: str | None = None  # the POSEBH_SKELETON_DIR value the cache was built with
 
 
 def add_skeleton_dirs(dirs: list[str | os.PathLike[str]]) -> None:
@@ -63,6 +64,8 @@ def load_skeleton_file(path: str | os.PathLike[str]) -> Skeleton:
         table = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PosebhError(f"{path}: skeleton file not found") from None
+    except IsADirectoryError:
+        raise PosebhError(f"{path}: expected a skeleton .toml file, got a folder") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise PosebhError(f"{path}: not valid TOML ({error})") from None
     return skeleton_from_table(table, str(path))
@@ -70,8 +73,9 @@ def load_skeleton_file(path: str | os.PathLike[str]) -> Skeleton:
 
 def all_skeletons() -> dict[str, Skeleton]:
     """Every known skeleton by name (built-in first, then user folders in order)."""
-    global _cache
-    if _cache is not None and not os.environ.get(SKELETON_DIR_ENV):
+    global _cache, _cache_env
+    env = os.environ.get(SKELETON_DIR_ENV, "")
+    if _cache is not None and _cache_env == env:
         return _cache
     skeletons: dict[str, Skeleton] = {}
     for directory in _search_dirs():
@@ -83,7 +87,7 @@ def all_skeletons() -> dict[str, Skeleton]:
                     f"{skeletons[skeleton.name].source}; pick another name"
                 )
             skeletons[skeleton.name] = skeleton
-    _cache = skeletons
+    _cache, _cache_env = skeletons, env
     return skeletons
 
 

@@ -7,6 +7,7 @@ sees exactly what to fix.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,17 +177,17 @@ def skeleton_from_table(table: dict[str, Any], source: str) -> Skeleton:
     if len(sigmas) != count:
         raise _fail(source, "sigmas", f"expected {count} sigmas (one per keypoint), "
                     f"got {len(sigmas)}")
-    if any(s <= 0 for s in sigmas):
-        raise _fail(source, "sigmas", "every sigma must be > 0")
+    if any(not math.isfinite(s) or s <= 0 for s in sigmas):
+        raise _fail(source, "sigmas", "every sigma must be a finite number > 0")
     upper_body = table.get("upper_body", [])
     if (not isinstance(upper_body, list)
-            or not all(isinstance(i, int) and 0 <= i < count for i in upper_body)):
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < count
+                    for i in upper_body)):
         raise _fail(source, "upper_body", f"expected keypoint indices in 0..{count - 1}")
     keypoint_colors = _colors(table, "keypoint_colors", count, _side_colors(names), source)
-    default_link_colors = np.asarray(
-        [keypoint_colors[b] if names[a] != names[b] else keypoint_colors[a] for a, b in links],
-        dtype=np.uint8,
-    ).reshape(len(links), 3)
+    # A link takes the colour of its far end, so left and right limbs differ.
+    default_link_colors = np.asarray([keypoint_colors[b] for _, b in links],
+                                     dtype=np.uint8).reshape(len(links), 3)
     link_colors = _colors(table, "link_colors", len(links), default_link_colors, source)
     aliases = table.get("aliases", [])
     if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):

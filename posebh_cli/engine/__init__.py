@@ -1,0 +1,1 @@
+"""Loops only: training (stages), evaluation and prediction over the library's pieces."""
