@@ -48,12 +48,11 @@ def main_options(
         add_skeleton_dirs(skeleton_dir)
 
 
-def _register_commands() -> None:
-    # Registered only once they work: each module adds its command(s) here as it lands.
-    from posebh_cli.cli import evaluate
+# Each command module imports its heavy dependencies inside the command, so these are cheap.
+from posebh_cli.cli import evaluate, prepare, train  # noqa: E402
 
-    app.command("eval")(evaluate.eval_command)
-
-
+app.command("prepare")(prepare.prepare_command)
+app.command("train")(train.train_command)
+app.command("eval")(evaluate.eval_command)
 app.add_typer(skeletons_app, name="skeletons")
 app.add_typer(recipe_app, name="recipe")

@@ -50,9 +50,9 @@ DEFAULT_LAYOUTS: dict[str, dict[str, tuple[str, str]]] = {
                    for split in ("train", "test")},
     "ochuman": {split: (f"annotations/ochuman_coco_format_{split}_range_0.00_1.00.json",
                         "images") for split in ("val", "test")},
-    "synthetic": {split: (f"annotations/{split}.json", "images")
-                  for split in ("train", "val")},
 }
+# `synthetic` has no single layout (one file per family); it is read with --ann, or prepared
+# by `prepare_synthetic` right after generation.
 
 
 @dataclass
@@ -127,14 +127,17 @@ def index_path(out_dir: str | os.PathLike[str], dataset_name: str, split: str) -
 def resolve_files(format_name: str, root: Path, *, ann: str | None, images: str | None,
                   splits: tuple[str, ...]) -> dict[str, tuple[Path, Path]]:
     """{split: (annotation file, image folder)} from --ann/--images or the default layout."""
-    layout = DEFAULT_LAYOUTS[format_name]
+    layout = DEFAULT_LAYOUTS.get(format_name, {})
+    if ann is None and not layout:
+        raise PosebhError(f"format '{format_name}' has no default file layout: pass --ann FILE")
     if ann is not None:
         if len(splits) > 1 and format_name != "apt36k_raw":
             raise PosebhError("--ann names one annotation file: give at most one --split "
                               "with it")
         names = splits or (("train", "val", "test") if format_name == "apt36k_raw"
                            else ("train",))
-        folder = images if images is not None else next(iter(layout.values()))[1]
+        folder = images if images is not None else (
+            next(iter(layout.values()))[1] if layout else "")
         return {name: (root / ann, root / folder) for name in names}
     unknown = [s for s in splits if s not in layout]
     if unknown:
@@ -218,3 +221,34 @@ def _read_apt36k_raw(files: dict[str, tuple[Path, Path]], out_dir: Path, *, name
         atomic_write_json(split_path, outputs[split], indent=None)
         record_file_stamp(table, split_path)
     return read
+
+
+def prepare_synthetic(out_dir: str | os.PathLike[str], *, images_per_family: int, seed: int,
+                      overwrite: bool = False, progress: StageProgress | None = None,
+                      ) -> tuple[dict[str, Any], list[SplitSummary]]:
+    """Generate the synthetic dataset, then index every family and split into `<out>/.posebh`.
+
+    Indexes are named `synthetic_<family>_<split>.npz` (family: human, animal, hand).
+    """
+    from posebh_cli.data.synthetic import generate_synthetic
+    from posebh_cli.data.synthetic.concepts import FAMILY_SKELETON
+
+    out_dir = Path(out_dir)
+    step = None if progress is None else (
+        lambda done, total: progress("synthetic: rendering", done, total))
+    result = generate_synthetic(out_dir, images_per_family=images_per_family, seed=seed,
+                                overwrite=overwrite, progress=step)
+    read = {}
+    for family, skeleton in FAMILY_SKELETON.items():
+        for split in ("train", "val"):
+            ann_path = out_dir / "annotations" / f"{family}_{split}.json"
+            read[family, split] = read_split(
+                "synthetic", ann_path, out_dir / "images" / family / split,
+                dataset_name=f"synthetic_{family}", split=split, skeleton=skeleton,
+                progress=progress)
+    summaries = []
+    for (family, split), (table, report) in read.items():
+        path = index_path(out_dir / ".posebh", f"synthetic_{family}", split)
+        save_index(path, table)
+        summaries.append(summarize(table, report, split=split, index_file=path))
+    return result, summaries
