@@ -126,6 +126,13 @@ def learn_prototypes(
     scores, segments, embeddings, weights, targets = [], [], [], [], []
     for group in groups:
         similarity = group.similarity.detach().float()
+        if (group.embeddings.shape[0], *group.embeddings.shape[2:]) != (
+            similarity.shape[0], *similarity.shape[3:]
+        ):
+            raise ValueError(
+                f"embeddings {tuple(group.embeddings.shape)} do not match similarity "
+                f"{tuple(similarity.shape)} in batch or spatial size"
+            )
         labelled, local_type, confidence, correct = label_pixels(
             similarity, group.target_heatmaps, group.target_weights, confidence_threshold
         )
