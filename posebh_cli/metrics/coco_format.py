@@ -10,8 +10,9 @@ see the same numbers. Normalisation follows the conventions pycocotools users re
 - `iscrowd` as a bool, or APT-36K's `is_crowd`: an int; missing: 0.
 - GT without `id`: running ids from 1 (pycocotools treats a matched GT id of 0 as "unmatched").
 - Missing `categories`: built from the annotations' category ids.
-- Results: only image_id, category_id, keypoints and score are kept, so pycocotools takes its
-  keypoint branch (detection area = keypoint extent) whatever else a record carries.
+- Results: only image_id, category_id, keypoints, score (and `ann_id`, used to pair PCK
+  predictions with GT) are kept, so pycocotools takes its keypoint branch (detection area =
+  keypoint extent) whatever else a record carries (e.g. a `bbox`).
 """
 
 from __future__ import annotations
@@ -188,8 +189,11 @@ def normalize_results(results: Any, num_keypoints: int, gt: dict[str, Any],
         else:
             raise PosebhError(f"{where}: missing 'category_id' (the ground truth has "
                               f"{len(categories)} categories)")
-        records.append({"image_id": record["image_id"], "category_id": category,
-                        "keypoints": list(keypoints), "score": score})
+        clean = {"image_id": record["image_id"], "category_id": category,
+                 "keypoints": list(keypoints), "score": score}
+        if "ann_id" in record:  # pairs a prediction with its GT instance for PCK
+            clean["ann_id"] = record["ann_id"]
+        records.append(clean)
     return records
 
 
