@@ -90,11 +90,11 @@ class AugmentConfig:
     flip_prob: float = rule(0.5, min=0.0, max=1.0)
     half_body_prob: float = rule(0.3, min=0.0, max=1.0)
     half_body_min_joints: int = rule(8, min=0)
-    scale_sigma: float = rule(0.5, min=0.0)
-    scale_range: tuple[float, float] = rule((0.5, 1.5), gt=0.0)
-    rotation_sigma: float = rule(40.0, min=0.0)
-    rotation_max: float = rule(80.0, min=0.0)
+    scale_sigma: float = rule(0.5, min=0.0, max=0.99,
+                              help="scale ~ clip(N(1, s), 1 - s, 1 + s)")
+    rotation_sigma: float = rule(40.0, min=0.0, help="degrees ~ clip(N(0, r), -2r, 2r)")
     rotation_prob: float = rule(0.6, min=0.0, max=1.0)
+    center_jitter: float = rule(0.0, min=0.0, max=1.0)
     box_padding: float = rule(1.25, gt=0.0)
 
 

@@ -1,0 +1,80 @@
+"""Rich progress display for training: stage, step, loss terms, samples/s, ETA."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from posebh_cli.engine.trainer import TrainerHooks
+
+SHOWN_TERMS = ("loss", "kpt", "proto", "phm", "css")
+
+
+class TrainProgress:
+    def __init__(self, console: Console, enabled: bool = True) -> None:
+        self.console = console
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[terms]}"), TextColumn("{task.fields[speed]}"),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled,
+            transient=False)
+        self.task = None
+
+    def __enter__(self) -> TrainProgress:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def hooks(self) -> TrainerHooks:
+        return TrainerHooks(on_start=self._start, on_step=self._step,
+                            on_validation=self._validation, on_message=self._message)
+
+    def _start(self, start: int, total: int) -> None:
+        self.task = self.progress.add_task("train", total=total, completed=start, stage="",
+                                           terms="", speed="")
+
+    def _step(self, step: int, span, terms: dict[str, float], speed: float) -> None:
+        shown = " ".join(f"{k}={terms[k]:.3g}" for k in SHOWN_TERMS if k in terms)
+        self.progress.update(self.task, completed=step, stage=span.config.name, terms=shown,
+                             speed=f"{speed:.0f} samples/s")
+
+    def _message(self, text: str) -> None:
+        if self.enabled:
+            self.progress.console.print(text)
+
+    def _validation(self, span, results: dict[str, Any]) -> None:
+        if not self.enabled or not results:
+            return
+        self.progress.console.print(validation_table(f"validation after stage "
+                                                     f"'{span.config.name}'", results))
+
+
+def validation_table(title: str, results: dict[str, Any]) -> Table:
+    """One row per dataset: OKS AP/AP50/AP75/AR, or PCK/AUC/EPE for hands."""
+    table = Table(title=title)
+    for column in ("dataset", "AP", "AP50", "AP75", "AR", "PCK", "AUC", "EPE", "img/s"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for name, report in results.items():
+        oks = report.get("oks", {})
+        pck = report.get("pck", {})
+
+        def fmt(source: dict, key: str, digits: int = 3) -> str:
+            return f"{source[key]:.{digits}f}" if key in source else "-"
+
+        table.add_row(name, fmt(oks, "AP"), fmt(oks, "AP50"), fmt(oks, "AP75"), fmt(oks, "AR"),
+                      fmt(pck, "PCK"), fmt(pck, "AUC"), fmt(pck, "EPE", 2),
+                      f"{report.get('images_per_second', 0):.0f}")
+    return table
