@@ -60,35 +60,42 @@ def encode(
     keypoints_xy = np.asarray(keypoints_xy, dtype=np.float64).reshape(-1, 2)
     num_keypoints = keypoints_xy.shape[0]
     hm_h, hm_w = heatmap_size
-    weights = np.clip(np.asarray(visible, dtype=np.float32).reshape(-1), 0.0, 1.0)
+    weights = np.asarray(visible, dtype=np.float32).reshape(-1)
     if weights.shape[0] != num_keypoints:
         raise ValueError(f"visible has {weights.shape[0]} entries for {num_keypoints} keypoints")
+    weights = np.minimum(np.maximum(weights, 0.0), 1.0)
 
     centres = keypoints_xy / heatmap_stride(input_size, heatmap_size, method)  # (K, 2) heatmap px
-    radius = 3.0 * sigma
-    with np.errstate(invalid="ignore"):
-        rounded = np.floor(centres + 0.5)  # (K, 2): the window centre for both methods
-    finite = np.isfinite(rounded).all(axis=1)
-    rounded = np.where(finite[:, None], rounded, 0.0)
-    # Window [rounded - r, rounded + r] must overlap [0, size - 1] (mmpose/SimpleBaseline rule).
-    inside = (
-        finite
-        & (rounded[:, 0] - radius < hm_w)
-        & (rounded[:, 1] - radius < hm_h)
-        & (rounded[:, 0] + radius + 1 > 0)
-        & (rounded[:, 1] + radius + 1 > 0)
-    )
-    weights = np.where(inside, weights, 0.0).astype(np.float32)
+    finite = np.isfinite(centres).all(axis=1)
+    centres[~finite] = -1e6  # parked far off the map: weight 0 below
+    np.clip(centres, -1e6, 1e6, out=centres)  # keeps the int64 cast below defined
+    rounded = np.floor(centres + 0.5).astype(np.int64)  # (K, 2): window centre for both methods
+    mu = rounded if method == "msra" else centres  # Gaussian centre
+    r = int(3.0 * sigma)  # window radius: integer cells within 3 sigma of the rounded centre
+    # The window [rounded - r, rounded + r] must overlap [0, size - 1] on both axes.
+    size = np.array([hm_w, hm_h])
+    inside = ((rounded - r < size) & (rounded + r >= 0)).all(axis=1)
+    weights = np.where(inside, weights, np.float32(0.0))
 
-    mu = rounded if method == "msra" else np.where(finite[:, None], centres, 0.0)
-    xs = np.arange(hm_w, dtype=np.float64)
-    ys = np.arange(hm_h, dtype=np.float64)
-    dx = xs[None, :] - mu[:, 0:1]  # (K, w)
-    dy = ys[None, :] - mu[:, 1:2]  # (K, h)
-    inv_two_var = 1.0 / (2.0 * sigma * sigma)
-    # Window membership is measured from the rounded centre in both methods.
-    row = np.exp(-dx * dx * inv_two_var) * (np.abs(xs[None, :] - rounded[:, 0:1]) <= radius)
-    col = np.exp(-dy * dy * inv_two_var) * (np.abs(ys[None, :] - rounded[:, 1:2]) <= radius)
-    col *= (weights > 0)[:, None]  # zero heatmap wherever the weight is zero
-    heatmaps = col.astype(np.float32)[:, :, None] * row.astype(np.float32)[:, None, :]
-    return heatmaps, weights
+    # Only the (2r+1)^2 window is non-zero: evaluate the separable Gaussian there (K, 2r+1) per
+    # axis and scatter the (K, 2r+1, 2r+1) window products into a zero map. Window cells off the
+    # map (or of zero-weight keypoints) are sent to one spare trailing element, so no masking
+    # pass is needed and duplicate writes land only there.
+    offsets = np.arange(-r, r + 1, dtype=np.int64)
+    cells = rounded[:, :, None] + offsets  # (K, 2, 2r+1): window columns (x) and rows (y)
+    gauss = np.exp((cells - mu[:, :, None]) ** 2 * (-0.5 / (sigma * sigma))).astype(np.float32)
+    values = gauss[:, 1, :, None] * gauss[:, 0, None, :]  # (K, 2r+1 rows, 2r+1 cols)
+    ok = (cells >= 0) & (cells < size[None, :, None])  # (K, 2, 2r+1)
+    ok[:, 1] &= (weights > 0)[:, None]
+    plane = hm_h * hm_w
+    trash = num_keypoints * plane
+    flat_index = (
+        (np.arange(num_keypoints, dtype=np.int64) * plane)[:, None, None]
+        + cells[:, 1, :, None] * hm_w
+        + cells[:, 0, None, :]
+    )
+    flat_index[~(ok[:, 1, :, None] & ok[:, 0, None, :])] = trash
+    flat = np.zeros(trash + 1, dtype=np.float32)
+    flat[flat_index.reshape(-1)] = values.reshape(-1)
+    heatmaps = flat[:trash].reshape(num_keypoints, hm_h, hm_w)
+    return heatmaps, weights.astype(np.float32, copy=False)

@@ -33,13 +33,12 @@ def box_to_center_scale(
         center: (..., 2); scale: (..., 2) crop (w, h) in pixels with w / h == aspect_ratio.
     """
     boxes = np.asarray(boxes_xywh, dtype=np.float64)
-    x, y, w, h = np.moveaxis(boxes, -1, 0)
-    center = np.stack([x + 0.5 * w, y + 0.5 * h], axis=-1)
-    # Grow the short side: the crop always contains the whole box.
-    wider = w > aspect_ratio * h
-    new_w = np.where(wider, w, h * aspect_ratio)
-    new_h = np.where(wider, w / aspect_ratio, h)
-    scale = np.stack([new_w, new_h], axis=-1) * padding
+    xy, wh = boxes[..., :2], boxes[..., 2:]
+    center = xy + 0.5 * wh
+    # Grow the short side so the crop always contains the whole box:
+    # w' = max(w, h * aspect), h' = max(h, w / aspect).
+    scale = np.maximum(wh, wh[..., ::-1] * np.array([aspect_ratio, 1.0 / aspect_ratio]))
+    scale *= padding
     return center, scale
 
 

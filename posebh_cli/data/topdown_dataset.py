@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from posebh_cli.data.image_cache import ImageCache, read_image
+from posebh_cli.data.image_cache import ImageCache, read_image_for_warp
 from posebh_cli.data.records import InstanceTable
 from posebh_cli.data.sampler import mix_seed
 from posebh_cli.data.transforms import TopDownTransform
@@ -76,11 +76,11 @@ class TopDownDataset(Dataset):
         self.epoch = int(epoch)
 
     def load_image(self, instance: int) -> np.ndarray:
-        """(H, W, 3) uint8 BGR image of an instance (PosebhError naming a bad file)."""
+        """(H, W, 4) uint8 BGRA image of an instance (PosebhError naming a bad file)."""
         path = self.table.image_path(instance)
         if self.image_cache is not None:
             return self.image_cache.get(path)
-        return read_image(path)
+        return read_image_for_warp(path)
 
     def __getitem__(self, key: SampleKey) -> dict[str, Any]:
         """Sample dict: the transform's keys plus `dataset_idx` (int) and `index` (instance row).

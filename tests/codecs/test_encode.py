@@ -57,7 +57,7 @@ def test_udp_closed_form_continuous_centre():
 
 
 @pytest.mark.parametrize("method", ["msra", "udp"])
-@pytest.mark.parametrize("sigma", [1.0, 2.0, 3.0])
+@pytest.mark.parametrize("sigma", [1.0, 1.5, 2.0, 3.0])
 def test_vectorised_encoder_matches_loop_reference(method, sigma):
     rng = np.random.default_rng(3)
     # Include keypoints near and beyond every border.

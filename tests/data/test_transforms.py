@@ -74,6 +74,16 @@ def test_crop_is_rgb_and_keypoints_land_on_their_colours_under_augmentation():
     assert seen_flip == {True, False}
 
 
+def test_bgra_input_gives_the_same_sample_as_bgr():
+    image, box, kps = _scene()
+    bgra = np.concatenate([image, np.full(image.shape[:2] + (1,), 255, np.uint8)], axis=2)
+    transform = TopDownTransform()
+    a = transform(image, box, kps, FLIP_INDEX, None, np.random.default_rng(3))
+    b = transform(bgra, box, kps, FLIP_INDEX, None, np.random.default_rng(3))
+    assert a["image"].shape == b["image"].shape == (3, 256, 192)
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["heatmaps"], b["heatmaps"])
+
+
 def test_same_seed_same_sample_and_different_seed_differs():
     image, box, kps = _scene()
     transform = TopDownTransform()
