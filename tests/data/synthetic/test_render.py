@@ -93,3 +93,11 @@ def test_render_is_deterministic_per_seed():
     assert np.array_equal(a, b)
     assert all(np.array_equal(x.keypoints, y.keypoints) for x, y in zip(inst_a, inst_b,
                                                                         strict=True))
+
+
+def test_example_mosaic_shape():
+    from posebh_cli.data.synthetic.preview import example_mosaic
+
+    mosaic = example_mosaic(seed=0, per_row=2, tile=64)
+    assert mosaic.shape == (3 * 64, 2 * 64, 3) and mosaic.dtype == np.uint8
+    assert mosaic.std() > 10  # textured, not blank
