@@ -103,53 +103,77 @@ def segmented_sinkhorn(
         from posebh_cli.ops.sinkhorn_triton import segmented_sinkhorn_triton
 
         return segmented_sinkhorn_triton(scores, segment_ids, num_segments, eps, iters, tau, seed)
-    log_q = segmented_sinkhorn_log_assignment(scores, segment_ids, num_segments, eps, iters)
-    assignment = log_q.exp()
-    sampled = gumbel_argmax(log_q, tau, seed)
-    return SinkhornResult(assignment=assignment, hard=assignment.argmax(dim=1), sampled=sampled)
+    log_q_t = segmented_sinkhorn_log_assignment(scores, segment_ids, num_segments, eps, iters)
+    hard = argmax_dim0(log_q_t)
+    sampled = gumbel_argmax(log_q_t, tau, seed, dim=0)
+    return SinkhornResult(assignment=log_q_t.exp().t().contiguous(), hard=hard, sampled=sampled)
 
 
 def segmented_sinkhorn_log_assignment(
     scores: Tensor, segment_ids: Tensor, num_segments: int, eps: float, iters: int
 ) -> Tensor:
-    """Vectorised torch path: log q (N, K) from fp32 scores, no host syncs.
+    """Vectorised torch path: log q^T (K, N) from fp32 scores (N, K), no host syncs.
 
-    segment_ids: (N,) int64. All segments are handled by scatter/gather over segment ids.
+    segment_ids: (N,) int64. All segments are handled by scatter/gather over segment ids. Works
+    prototype-major (K, N): reductions over the K candidates of a pixel are then elementwise ops
+    over K long rows, which torch runs far faster on CPU than reductions over a size-3 last dim.
     """
+    scores_t = scores.t().contiguous()  # (K, N)
     if iters == 0:
-        return torch.log_softmax(scores / eps, dim=1)  # no Sinkhorn step: plain row softmax
-    num_pixels, num_cols = scores.shape
-    column_index = segment_ids.unsqueeze(1).expand(num_pixels, num_cols)  # (N, K)
+        return torch.log_softmax(scores_t / eps, dim=0)  # no Sinkhorn step: plain row softmax
+    num_cols = scores_t.shape[0]
     # Per-segment column max: a column scaling, absorbed by the first prototype step, so it changes
     # nothing but keeps exp() in range and the entries that matter (near the max) accurate in fp32.
-    col_max = scores.new_zeros((num_segments, num_cols)).scatter_reduce_(
-        0, column_index, scores, reduce="amax", include_self=False
-    )
-    centered = (scores - col_max[segment_ids]) / eps  # (N, K) logits, <= 0, column max = 0
+    col_max = segment_column_max(scores_t, segment_ids, num_segments)  # (K, J)
+    centered = (scores_t - col_max.index_select(1, segment_ids)) / eps  # (K, N) logits <= 0
     # Iteration 1, prototype step on the raw matrix: c_k = 1 / sum_p exp(L_pk).
-    col_mass = scores.new_zeros((num_segments, num_cols)).scatter_add_(
-        0, column_index, torch.exp(centered)
-    )
-    log_c = -col_mass.clamp_min(1.0).log()  # non-empty segments have mass >= 1 (their max)
+    col_mass = scores_t.new_zeros((num_cols, num_segments)).index_add_(1, segment_ids,
+                                                                        centered.exp())
+    log_c = -col_mass.clamp_min(1.0).log()  # (K, J); non-empty segments have mass >= 1
     for _ in range(iters - 1):
         # Pixel step of the previous iteration folded in: rows of A c normalised = pi.
-        pi = torch.softmax(centered + log_c[segment_ids], dim=1)  # (N, K)
-        col_mass = scores.new_zeros((num_segments, num_cols)).scatter_add_(0, column_index, pi)
+        pi = torch.softmax(centered + log_c.index_select(1, segment_ids), dim=0)  # (K, N)
+        col_mass = scores_t.new_zeros((num_cols, num_segments)).index_add_(1, segment_ids, pi)
         log_c = log_c - col_mass.clamp_min(_MIN_COLUMN_MASS).log()  # columns -> equal mass
     # Last pixel step, then each pixel's row scaled to sum to 1.
-    return torch.log_softmax(centered + log_c[segment_ids], dim=1)
+    return torch.log_softmax(centered + log_c.index_select(1, segment_ids), dim=0)
 
 
-def gumbel_argmax(
-    log_q: Tensor, tau: float, seed: int | None, generator: torch.Generator | None = None
-) -> Tensor:
-    """Hard Gumbel-softmax sample: argmax_k (log q_k + g_k) / tau, g ~ Gumbel(0, 1). (N,) int64.
+def segment_column_max(scores_t: Tensor, segment_ids: Tensor, num_segments: int) -> Tensor:
+    """(K, J) max of each prototype column within each segment (0 for empty segments)."""
+    if num_segments == 1:
+        return scores_t.amax(dim=1, keepdim=True) if scores_t.shape[1] else scores_t.new_zeros(
+            (scores_t.shape[0], 1))
+    col_max = scores_t.new_zeros((scores_t.shape[0], num_segments))
+    for k in range(scores_t.shape[0]):  # K 1-D scatters: much faster on CPU than one 2-D scatter
+        col_max[k].scatter_reduce_(0, segment_ids, scores_t[k], reduce="amax", include_self=False)
+    return col_max
 
-    Applied to log-probabilities (METHOD.md §8 item 3); tau > 0 does not move the argmax.
+
+def argmax_dim0(values: Tensor) -> Tensor:
+    """(K, N) -> (N,) int64 index of the first maximum over K (what torch.argmax returns)."""
+    if values.shape[0] > 8:
+        return values.max(dim=0).indices
+    # Few candidates (K = M = 3 prototypes): K elementwise passes beat a strided reduction on CPU.
+    best, index = values[0], torch.zeros(values.shape[1], dtype=torch.int64, device=values.device)
+    for k in range(1, values.shape[0]):
+        better = values[k] > best  # strict: ties keep the first index
+        index = torch.where(better, k, index)
+        best = torch.maximum(best, values[k])
+    return index
+
+
+def gumbel_argmax(log_q: Tensor, tau: float, seed: int | None, dim: int = 1) -> Tensor:
+    """Hard Gumbel-softmax sample: argmax_k (log q_k + g_k) / tau, g ~ Gumbel(0, 1), over `dim`.
+
+    log_q: (N, K) with dim=1 or (K, N) with dim=0 -> (N,) int64. Applied to log-probabilities
+    (METHOD.md §8 item 3); tau > 0 does not move the argmax. seed None: torch's global RNG.
     """
-    if generator is None and seed is not None:
+    generator = None
+    if seed is not None:
         generator = torch.Generator(device=log_q.device).manual_seed(int(seed))
     uniform = torch.rand(log_q.shape, generator=generator, device=log_q.device)
     tiny = torch.finfo(torch.float32).tiny
     gumbel = -torch.log(-torch.log(uniform.clamp(min=tiny, max=1.0 - 1e-7)))
-    return ((log_q + gumbel) / tau).argmax(dim=1)
+    perturbed = (log_q + gumbel) / tau
+    return argmax_dim0(perturbed) if dim == 0 else perturbed.argmax(dim=dim)
