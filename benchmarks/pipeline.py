@@ -7,12 +7,14 @@ Top-down training samples at 256x192 input, 64x48 heatmaps, K = 17, full trainin
 Images: 640x480 JPEGs made on the fly (smooth shapes + noise, ~quality 90), and the real COCO
 sample images when ../shared/data/coco exists. Also times each stage of the hot path.
 
-Usage: python benchmarks/pipeline.py [--samples 2000] [--repeats 5] [--out FILE.json]
+Usage: python benchmarks/pipeline.py [--samples 1000] [--repeats 3] [--out FILE.json]
+The machine's load average is recorded: on a shared machine the figures are lower bounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -25,7 +27,7 @@ import torch
 
 from posebh_cli.codecs import encode
 from posebh_cli.data.affine import box_to_center_scale, transform_points, warp_image, warp_matrix
-from posebh_cli.data.image_cache import ImageCache, read_image
+from posebh_cli.data.image_cache import ImageCache, read_image, to_warp_layout
 from posebh_cli.data.records import InstanceTable
 from posebh_cli.data.topdown_dataset import TopDownDataset
 from posebh_cli.data.transforms import TopDownConfig, TopDownTransform
@@ -105,7 +107,8 @@ def _stage_times(table: InstanceTable, config: TopDownConfig, n: int) -> dict[st
     """Microseconds per sample of each hot-path stage (decode, rng, warp, encode, to-tensor)."""
     transform = TopDownTransform(config)
     image_path = table.image_path(0)
-    image = read_image(image_path)
+    image_bgr = read_image(image_path)
+    image = to_warp_layout(image_bgr)
     out: dict[str, float] = {}
 
     def timed(name, fn):
@@ -128,9 +131,11 @@ def _stage_times(table: InstanceTable, config: TopDownConfig, n: int) -> dict[st
             box, kps, image.shape[1], COCO_FLIP, COCO_UPPER, np.random.default_rng(1), True
         ),
     )
-    timed("warp_affine", lambda: warp_image(image, m, config.input_size))
+    timed("to_bgra", lambda: to_warp_layout(image_bgr))
+    timed("warp_affine_bgr", lambda: warp_image(image_bgr, m, config.input_size))
+    timed("warp_affine_bgra", lambda: warp_image(image, m, config.input_size))
     timed("encode_udp", lambda: encode(kin, kps[:, 2] > 0, (256, 192), (64, 48), 2.0, "udp"))
-    timed("hwc_bgr_to_chw_rgb", lambda: np.ascontiguousarray(crop.transpose(2, 0, 1)[::-1]))
+    timed("hwc_bgra_to_chw_rgb", lambda: np.ascontiguousarray(crop.transpose(2, 0, 1)[2::-1]))
     timed(
         "full_transform",
         lambda: transform(image, box, kps, COCO_FLIP, COCO_UPPER, np.random.default_rng(1)),
@@ -140,8 +145,8 @@ def _stage_times(table: InstanceTable, config: TopDownConfig, n: int) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--images", type=int, default=64, help="synthetic JPEGs to make")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/pipeline.json")
     args = parser.parse_args()
@@ -207,6 +212,7 @@ def main() -> None:
             "encoding": "udp",
             "augmentation": "flip, half-body, scale, rotation",
         },
+        "load_average_1_5_15_min": list(os.getloadavg()),
         "samples": args.samples,
         "repeats": args.repeats,
         "target_samples_per_s_cache": 400,

@@ -9,6 +9,9 @@ All return coordinates in HEATMAP pixels (x, y); `heatmap_to_image` maps them ba
   heatmap with an 11x11 Gaussian (restores the Gaussian shape of noisy predictions), rescale it to
   its original maximum, take the log (a Gaussian becomes a quadratic), and take one Newton step
   from the argmax with central-difference gradient and Hessian (second-order Taylor expansion).
+  On an exact UDP target it recovers the centre to ~1e-4 px when the 13x13 window lies on the map;
+  within 3 sigma of the border the zero-padded blur pulls the estimate inward (mean ~0.35 px,
+  up to ~1.4 px), as the reference DARK-UDP does.
 """
 
 from __future__ import annotations
