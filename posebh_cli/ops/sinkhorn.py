@@ -6,8 +6,8 @@ problem on A = exp(scores / eps) restricted to its n_j rows (pixels) and the K c
 row to mass 1/n_j; at the end each pixel row is scaled to sum to 1 (METHOD.md §2 step 3).
 
 How it is computed (the same maths in the torch and Triton paths, see PERF.md): the matrix is never
-rewritten; only a per-segment column scaling log c (J, K) is kept, in the log domain, because with
-1/eps = 20 the exponentials reach e^20 and a tiny eps would overflow or underflow fp32.
+rewritten; only the column scalings log c (one per segment and prototype) are kept, in the log
+domain, because with 1/eps = 20 the exponentials reach e^20 and a tiny eps would overflow fp32.
   * iteration 1, columns: log c_k = -logsumexp_p(L_pk) with L = scores / eps (each segment's
     column max is subtracted before exp: overflow-safe, and exact because a column scaling is
     absorbed by the first prototype step).
