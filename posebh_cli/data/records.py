@@ -66,3 +66,22 @@ class InstanceTable:
         import os
 
         return os.path.join(self.image_root, str(self.image_files[self.image_index[instance]]))
+
+    def select(self, rows: np.ndarray) -> InstanceTable:
+        """A table with only the instances `rows` (image columns unchanged)."""
+        import dataclasses
+
+        rows = np.asarray(rows, dtype=np.int64)
+        return dataclasses.replace(
+            self, image_index=self.image_index[rows], boxes=self.boxes[rows],
+            keypoints=self.keypoints[rows], areas=self.areas[rows],
+            instance_ids=self.instance_ids[rows], category_ids=self.category_ids[rows],
+            scores=self.scores[rows], extras={k: v[rows] for k, v in self.extras.items()})
+
+    def labelled_rows(self) -> np.ndarray:
+        """Instances a top-down model learns from: >= 1 labelled keypoint and not crowd."""
+        labelled = (self.keypoints[:, :, 2] > 0).any(axis=1)
+        crowd = self.extras.get("iscrowd")
+        if crowd is not None:
+            labelled &= np.asarray(crowd) == 0
+        return np.flatnonzero(labelled)

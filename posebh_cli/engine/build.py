@@ -43,6 +43,18 @@ def topdown_config(recipe: Recipe, dataset: DatasetConfig) -> TopDownConfig:
     )
 
 
+def load_table(dataset: DatasetConfig, split: str, *, boxes: str | None = None) -> InstanceTable:
+    """A split's instances; `boxes` ("gt" or a detection file) overrides the recipe's source."""
+    import dataclasses
+
+    from posebh_cli.data.build import load_split
+
+    if boxes is not None:
+        split_cfg = dataclasses.replace(dataset.split(split), boxes=boxes)
+        dataset = dataclasses.replace(dataset, **{split: split_cfg})
+    return load_split(dataset, split)
+
+
 @dataclass
 class SplitData:
     """One dataset's split, ready for a loop."""
@@ -60,10 +72,10 @@ def build_split(recipe: Recipe, types: KeypointTypeTable, dataset: DatasetConfig
 
     boxes: overrides the split's box source ("gt" or a detection file).
     """
-    from posebh_cli.data.build import load_split
-
     if table is None:
-        table = load_split(dataset, split, boxes=boxes, for_training=train)
+        table = load_table(dataset, split, boxes=boxes)
+        if train:
+            table = table.select(table.labelled_rows())
     skeleton = types.skeleton(dataset.name)
     index = types.dataset_index(dataset.name)
     upper = skeleton.upper_body if (dataset.half_body and skeleton.upper_body) else None

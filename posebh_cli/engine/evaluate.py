@@ -128,17 +128,16 @@ def evaluate_recipe_dataset(model: PoseBHModel, recipe: Recipe, types: KeypointT
 
     With detection boxes the GT still comes from the split's annotations (boxes="gt" read).
     """
-    from posebh_cli.data.build import load_split
-    from posebh_cli.engine.build import build_split
+    from posebh_cli.engine.build import build_split, load_table
     from posebh_cli.metrics.score_results import score_results
 
-    gt_table = load_split(dataset, split, for_training=False)
-    box_table = gt_table if boxes in (None, "gt") and dataset.split(split).boxes == "gt" else \
-        load_split(dataset, split, boxes=boxes, for_training=False)
-    if boxes in (None, "gt") and dataset.split(split).boxes == "gt":
+    gt_table = load_table(dataset, split, boxes="gt")
+    box_source = boxes or dataset.split(split).boxes
+    if box_source == "gt":
         # GT boxes: predict for the instances with at least one labelled keypoint (§6).
-        keep = np.flatnonzero((gt_table.keypoints[:, :, 2] > 0).any(axis=1))
-        box_table = _subset(gt_table, keep)
+        box_table = gt_table.select(gt_table.labelled_rows())
+    else:
+        box_table = load_table(dataset, split, boxes=box_source)
     data = build_split(recipe, types, dataset, split, train=False, image_cache=image_cache,
                        table=box_table)
     skeleton = types.skeleton(dataset.name)
@@ -164,13 +163,3 @@ def evaluate_recipe_dataset(model: PoseBHModel, recipe: Recipe, types: KeypointT
     if return_records:
         report["records"] = records
     return report
-
-
-def _subset(table: InstanceTable, rows: np.ndarray) -> InstanceTable:
-    import dataclasses
-
-    return dataclasses.replace(
-        table, image_index=table.image_index[rows], boxes=table.boxes[rows],
-        keypoints=table.keypoints[rows], areas=table.areas[rows],
-        instance_ids=table.instance_ids[rows], category_ids=table.category_ids[rows],
-        scores=table.scores[rows], extras={k: v[rows] for k, v in table.extras.items()})
