@@ -251,4 +251,7 @@ def prepare_synthetic(out_dir: str | os.PathLike[str], *, images_per_family: int
         path = index_path(out_dir / ".posebh", f"synthetic_{family}", split)
         save_index(path, table)
         summaries.append(summarize(table, report, split=split, index_file=path))
+    from posebh_cli.data.synthetic.video import write_demo_videos
+
+    result["videos"] = write_demo_videos(out_dir)
     return result, summaries
