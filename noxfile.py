@@ -31,11 +31,27 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", "posebh_cli", "tests", "benchmarks", "noxfile.py")
 
 
+DEMO_STEPS = (
+    ("prepare", "synthetic", "--out", "data/synthetic", "--overwrite"),
+    ("train", "recipes/synthetic_tiny.toml", "--run-dir", "runs/synthetic_tiny", "--overwrite"),
+    ("eval", "--dataset", "all", "--out", "runs/synthetic_tiny/eval"),
+    ("predict", "data/synthetic/videos/animal.mp4", "--skeleton", "animal",
+     "--out", "runs/synthetic_tiny/predict"),
+    ("predict", "data/synthetic/images/human/val", "--skeleton", "human",
+     "--out", "runs/synthetic_tiny/predict"),
+    ("predict", "data/synthetic/videos/hand.mp4", "--skeleton", "hand", "--decoder", "prototypes",
+     "--out", "runs/synthetic_tiny/predict"),
+    ("visualize-prototypes", "--image", "data/synthetic/images/animal/val/000000.jpg",
+     "--out", "runs/synthetic_tiny/prototypes"),
+)
+
+
 @nox.session
 def demo(session: nox.Session) -> None:
     """The main job end to end on the built-in synthetic data (README's first command)."""
     _install(session)
-    session.run("bash", "scripts/demo.sh", external=True)
+    for step in DEMO_STEPS:
+        session.run("posebh", *step)
 
 
 @nox.session

@@ -37,6 +37,8 @@ def train_command(
     max_steps: Annotated[Optional[int], typer.Option(
         "--max-steps", min=1, help="Stop after this many steps in total (smoke tests).")] = None,
     device: Device = "auto",
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Start afresh in a run directory that already holds a run.")] = False,
     validate: Annotated[bool, typer.Option(
         "--validate/--no-validate", help="Validate every dataset at each stage end.")] = True,
 ) -> None:
@@ -63,9 +65,16 @@ def train_command(
         torch.cuda.set_device(torch_device)
     if resume and not (target / rd.TRAINER_STATE_FILE).is_file():
         raise PosebhError(f"--resume: {target} has no {rd.TRAINER_STATE_FILE} to resume from")
+    if resume and overwrite:
+        raise PosebhError("--resume and --overwrite exclude each other")
     if not resume and (target / rd.WEIGHTS_FILE).exists():
-        raise PosebhError(f"{target} already holds a run; pass --resume to continue it or "
-                          "--run-dir NEW_DIR to start another")
+        if not overwrite:
+            raise PosebhError(f"{target} already holds a run; pass --resume to continue it, "
+                              "--overwrite to start afresh, or --run-dir NEW_DIR")
+        if dist.is_main:
+            for name in (rd.WEIGHTS_FILE, rd.TRAINER_STATE_FILE, rd.RUN_INFO_FILE,
+                         rd.METRICS_FILE):
+                (target / name).unlink(missing_ok=True)
     if dist.is_main:
         target.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target / rd.RECIPE_FILE, recipe.to_toml())
