@@ -69,7 +69,10 @@ def validation_table(title: str, results: dict[str, Any]) -> Table:
         table.add_column(column, justify="left" if column == "dataset" else "right")
     for name, report in results.items():
         oks = report.get("oks", {})
-        pck = report.get("pck", {})
+        pck = dict(report.get("pck", {}))
+        # The PCK key names its threshold (e.g. "PCK@0.2"); the column shows whichever it is.
+        for key in [k for k in pck if k.startswith("PCK@")]:
+            pck["PCK"] = pck[key]
 
         def fmt(source: dict, key: str, digits: int = 3) -> str:
             return f"{source[key]:.{digits}f}" if key in source else "-"
