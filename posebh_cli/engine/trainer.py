@@ -94,7 +94,10 @@ class Trainer:
             MixedPoseDataset([s.dataset for s in self.splits]), batch_size=batch,
             sampler=self.sampler, num_workers=recipe.train.workers,
             collate_fn=collate_pose_batch, persistent_workers=recipe.train.workers > 0,
-            pin_memory=device.type == "cuda", drop_last=True)
+            pin_memory=device.type == "cuda", drop_last=True,
+            # Its own generator: each new iterator draws a worker base seed, and drawing it from
+            # the global RNG would shift drop-path masks after a resume (a new iterator there).
+            generator=torch.Generator().manual_seed(recipe.seed))
         self.spans = plan_stages(recipe.stages, self.steps_per_epoch)
         self.total_steps = self.spans[-1].end
         self.stop_at = min(self.total_steps, max_steps) if max_steps else self.total_steps
@@ -184,10 +187,24 @@ class Trainer:
         if not self.dist.is_main:
             return
         path = self.run_dir / rd.METRICS_FILE
-        new_file = not path.is_file()
+        header: list[str] = []
+        if path.is_file():
+            with open(path, newline="", encoding="utf-8") as handle:
+                header = next(csv.reader(handle), [])
+        new_columns = [key for key in row if key not in header]
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=list(row), extrasaction="ignore")
-        if new_file:
+        if header and new_columns:
+            # A later stage logs terms the first did not (CSS): widen the header, keep the rows.
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows = list(csv.DictReader(handle))
+            writer = csv.DictWriter(buffer, fieldnames=header + new_columns, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+            writer.writerow(row)
+            atomic_write_text(path, buffer.getvalue())
+            return
+        writer = csv.DictWriter(buffer, fieldnames=header or list(row), restval="")
+        if not header:
             writer.writeheader()
         writer.writerow(row)
         with open(path, "a", encoding="utf-8") as handle:  # append-only log, rows are whole lines
