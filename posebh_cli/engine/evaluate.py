@@ -56,7 +56,8 @@ def predict_split(model: PoseBHModel, dataset: torch.utils.data.Dataset,
     from posebh_cli.data.transforms import normalize_images
 
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False,
-                                         num_workers=workers, collate_fn=collate_pose_batch)
+                                         num_workers=workers, collate_fn=collate_pose_batch,
+                                         generator=torch.Generator().manual_seed(0))
     keypoints, scores, done = [], [], 0
     start = time.perf_counter()
     for batch in loader:

@@ -141,9 +141,13 @@ class Trainer:
     def save_checkpoint(self, span: StageSpan) -> None:
         if not self.dist.is_main:
             return
-        # Trainer state first, weights last: run.json + weights name the step that resumes.
+        # The trainer state is the whole resume point, weights included: the three files are
+        # replaced one by one, so a SIGKILL between two renames leaves a mixed set, and only a
+        # self-contained trainer_state.pt resumes exactly from any such moment.
         state = {
             "step": self.state.step,
+            "model": {name: tensor.detach().cpu().clone()
+                      for name, tensor in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -156,12 +160,14 @@ class Trainer:
 
     def resume(self) -> None:
         state = ckpt.load_trainer_state(self.run_dir / rd.TRAINER_STATE_FILE)
-        ckpt.load_weights_into(self.model, self.run_dir / rd.WEIGHTS_FILE)
-        info = ckpt.load_run_info(self.run_dir / rd.RUN_INFO_FILE)
-        if info.get("step") != state["step"]:
-            raise PosebhError(f"{self.run_dir}: run.json (step {info.get('step')}) and "
-                              f"trainer_state.pt (step {state['step']}) disagree; the run "
-                              "directory was modified by hand")
+        # Weights from the trainer state, not model.safetensors: that file may already hold the
+        # next checkpoint when the run was killed while saving it.
+        try:
+            self.model.load_state_dict(state["model"], strict=True)
+        except (KeyError, RuntimeError) as error:
+            raise PosebhError(f"{self.run_dir}: the saved weights do not match this recipe's "
+                              f"model ({str(error).splitlines()[0]}); resume with the recipe "
+                              "of that run") from None
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as error:
@@ -248,6 +254,12 @@ class Trainer:
                                    f"checkpoint in {self.run_dir} is kept (lower the LR, or "
                                    "use train.precision = 'fp32')")
         self.optimizer.zero_grad(set_to_none=True)
+        if not output.loss.requires_grad:
+            # A stage that trains no part (prototype learning only): nothing to step.
+            if output.new_prototypes is not None:
+                self.model.prototype_table.prototypes.copy_(output.new_prototypes)
+            terms["lr"] = lr
+            return terms
         self.scaler.scale(output.loss).backward()
         average_gradients(self.trainable, self.dist.world_size)
         self.scaler.unscale_(self.optimizer)
