@@ -44,9 +44,7 @@ def _is_table_array(value: Any) -> bool:
 def _emit(table: dict[str, Any], prefix: str, lines: list[str]) -> None:
     nested = []
     for key, value in table.items():
-        if isinstance(value, dict) and not _inline_ok(value):
-            nested.append((key, value))
-        elif _is_table_array(value):
+        if isinstance(value, dict) and not _inline_ok(value) or _is_table_array(value):
             nested.append((key, value))
         else:
             lines.append(f"{_key(key)} = {_scalar(value)}")
