@@ -49,12 +49,13 @@ def main_options(
 
 
 # Each command module imports its heavy dependencies inside the command, so these are cheap.
-from posebh_cli.cli import cluster, evaluate, predict, prepare, train  # noqa: E402
+from posebh_cli.cli import cluster, evaluate, predict, prepare, train, visualize  # noqa: E402
 
 app.command("prepare")(prepare.prepare_command)
 app.command("train")(train.train_command)
 app.command("eval")(evaluate.eval_command)
 app.command("predict")(predict.predict_command)
+app.command("visualize-prototypes")(visualize.visualize_prototypes_command)
 app.command("cluster")(cluster.cluster_command)
 app.add_typer(skeletons_app, name="skeletons")
 app.add_typer(recipe_app, name="recipe")

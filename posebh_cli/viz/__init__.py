@@ -1,0 +1,1 @@
+"""Drawing: skeleton overlays (OpenCV) and prototype figures (OpenCV + numpy, no matplotlib)."""
