@@ -93,8 +93,9 @@ def refresh_dataset(loaded, request: ClusterRequest, progress: Callable[[int, in
         embedded.embeddings, embedded.keypoint_ids, table_now[offset:offset + count],
         iters=request.iters, init=request.init, eps=recipe.prototypes.eps,
         sinkhorn_iters=recipe.prototypes.iters, seed=request.seed, backend="torch")
-    table_now[offset:offset + count] = refresh.prototypes
-    model.prototype_table.set_prototypes(table_now.to(model.prototype_table.prototypes.device))
+    with torch.no_grad():  # a slice write: every other row stays bit-identical
+        buffer = model.prototype_table.prototypes
+        buffer[offset:offset + count].copy_(refresh.prototypes.to(buffer))  # unit rows already
     keypoints = types.skeleton(name).keypoints
     return {
         "dataset": name, "skeleton": types.skeleton(name).name, "split": request.split,
@@ -105,6 +106,17 @@ def refresh_dataset(loaded, request: ClusterRequest, progress: Callable[[int, in
         "types_without_samples": [keypoints[k] for k in refresh.empty_types],
         "keypoints": refresh_rows(types, name, refresh),
     }
+
+
+def check_concept_count(loaded, request: ClusterRequest) -> None:
+    from posebh_cli.skeletons import get_skeleton
+
+    num_types = loaded.types.num_types
+    if request.new_dataset is not None:
+        num_types += get_skeleton(request.new_dataset.skeleton).num_keypoints
+    if request.concepts is not None and not 0 <= request.concepts <= num_types:
+        raise PosebhError(f"--concepts {request.concepts}: expected 1 to {num_types} (the number "
+                          "of keypoint types in the prototype table; 0 skips the concepts)")
 
 
 def default_concepts(types) -> int:
@@ -164,6 +176,7 @@ def cluster_run(loaded, request: ClusterRequest, *, target: Path | None, report_
                               "source": str(Path(loaded.weights).resolve()),
                               "output": str(target.resolve()) if target else None,
                               "report": str(report_file.resolve())}
+    check_concept_count(loaded, request)  # before the slow part
     if request.new_dataset is not None:
         from posebh_cli.engine.extend_run import add_dataset
 
