@@ -36,16 +36,19 @@ def test_correspondences_pick_the_best_column_with_margin():
 
 def test_pca_recovers_the_dominant_axes():
     rng = np.random.default_rng(0)
-    latent = rng.normal(size=(200, 2)) * np.array([10.0, 3.0])
+    # Exactly uncorrelated, zero-mean latent axes with variances in ratio 100 : 9.
+    centred = rng.normal(size=(200, 2))
+    centred -= centred.mean(axis=0)
+    latent = np.linalg.qr(centred)[0] * np.array([10.0, 3.0])
     basis = np.linalg.qr(rng.normal(size=(5, 5)))[0][:, :2]  # orthonormal (5, 2)
     points = latent @ basis.T + 7.0
     projected, explained = pca_2d(points)
     assert explained.sum() == pytest.approx(1.0)
-    assert explained[0] > explained[1] > 0
+    assert explained == pytest.approx([100 / 109, 9 / 109])
     # Up to sign, the projection is the latent coordinates.
     for axis in range(2):
         corr = np.corrcoef(projected[:, axis], latent[:, axis])[0, 1]
-        assert abs(corr) == pytest.approx(1.0, abs=1e-3)
+        assert abs(corr) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_sign_canonical_merges_p_and_minus_p():
