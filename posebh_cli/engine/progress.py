@@ -77,7 +77,9 @@ def validation_table(title: str, results: dict[str, Any]) -> Table:
         def fmt(source: dict, key: str, digits: int = 3) -> str:
             return f"{source[key]:.{digits}f}" if key in source else "-"
 
+        # The PCK key names its threshold (e.g. "PCK@0.2", or PCKh's "PCKh@0.5").
+        pck_key = next((key for key in pck if key.startswith("PCK")), "PCK")
         table.add_row(name, fmt(oks, "AP"), fmt(oks, "AP50"), fmt(oks, "AP75"), fmt(oks, "AR"),
-                      fmt(pck, "PCK"), fmt(pck, "AUC"), fmt(pck, "EPE", 2),
+                      fmt(pck, pck_key), fmt(pck, "AUC"), fmt(pck, "EPE", 2),
                       f"{report.get('images_per_second', 0):.0f}")
     return table

@@ -5,7 +5,8 @@
 - `run.json`: what is needed to rebuild the model and read its outputs without the recipe file:
   datasets with skeletons and head sizes, the keypoint-type table layout, step, stage, metrics,
   package version, git SHA.
-- `trainer_state.pt`: optimizer, scheduler, grad scaler, RNG states and the sampler position.
+- `trainer_state.pt`: step, model weights, optimizer, grad scaler and RNG states: the whole
+  resume point on its own (the sampler position is a function of the step).
   Loaded with `weights_only=True`, so a tampered file cannot run code.
 Every file is written atomically.
 """
