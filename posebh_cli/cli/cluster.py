@@ -173,6 +173,8 @@ def cluster_command(
         raise PosebhError(_USAGE)
     if split not in ("train", "val", "test"):
         raise PosebhError(f"--split {split!r}: expected train, val or test")
+    if init not in ("kmeans++", "existing"):
+        raise PosebhError(f"--init {init!r}: expected kmeans++ or existing")
     if new_dataset and split != "train":
         raise PosebhError("--split: a new dataset's --ann file is its train split")
 

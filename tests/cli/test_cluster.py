@@ -147,6 +147,7 @@ def test_user_errors_are_one_line(run_copy, tiny_run, tmp_path):  # noqa: F811
     assert_user_error(invoke(*run, "--dataset", "synth_human", "--concepts", "99"),
                       "--concepts 99")
     assert_user_error(invoke(*run, "--dataset", "synth_human", "--ann", "x.json"), "not both")
+    assert_user_error(invoke(*run, "--dataset", "synth_human", "--init", "pca"), "--init")
     assert_user_error(invoke(*run, "--ann", "x.json", "--skeleton", "coco"), "--image-dir",
                       "--name")
     data = tiny_run.data
