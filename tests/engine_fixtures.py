@@ -115,6 +115,13 @@ def train_tiny_run(root: Path) -> TinyRun:
     return TinyRun(root, data, recipe, run_dir)
 
 
+_TRAINED: dict[str, TinyRun] = {}
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> TinyRun:
-    return train_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+    # Each test module that imports this fixture gets its own fixture definition, so a session
+    # scope alone would train once per module: the module-level cache trains once per session.
+    if "run" not in _TRAINED:
+        _TRAINED["run"] = train_tiny_run(tmp_path_factory.mktemp("tiny_run"))
+    return _TRAINED["run"]

@@ -130,47 +130,55 @@ def predict_command(
     from posebh_cli.io.results import json_ready
     from posebh_cli.io.video import VideoReader, resolve_source
 
+    # Inputs are checked before the model is built, so a bad SOURCE or box file fails fast.
     resolved = resolve_source(source)
     if show and resolved.kind == "images":
         raise PosebhError("--show applies to a video or webcam SOURCE")
+    if decoder not in ("heads", "prototypes"):
+        raise PosebhError(f"--decoder {decoder}: expected heads or prototypes")
     show_fn = _show_window() if show else None
     torch_device = resolve_device(device)
-    loaded = load_run(run, checkpoint, torch_device)
-    datasets = select_datasets(loaded, skeleton)
-    predictor = PosePredictor(loaded, datasets, device=torch_device, decoder=decoder,
-                              flip_test=flip)
     out = Path(out)
-    with Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), console=console, transient=True,
-                  disable=json_output) as progress:
-        task = progress.add_task("predict", total=None, rate="")
-
-        def advance(done: int, total: int | None) -> None:
-            elapsed = progress.tasks[0].elapsed or 0.0
-            progress.update(task, completed=done, total=total,
-                            rate=f"{done / elapsed:.1f} fps" if elapsed > 0 else "")
-
-        if resolved.kind == "images":
-            paths = list(resolved.paths)
-            keys: dict[Any, int] = {p.name: i for i, p in enumerate(paths)}
-            keys.update({image_id: i for i, image_id in enumerate(image_ids(paths))})
+    reader = None
+    if resolved.kind == "images":
+        paths = list(resolved.paths)
+        keys: dict[Any, int] = {p.name: i for i, p in enumerate(paths)}
+        keys.update({image_id: i for i, image_id in enumerate(image_ids(paths))})
+        box_table = None if boxes is None else read_boxes_file(
+            boxes, keys=keys, key_name="image", score_threshold=box_threshold)
+    else:
+        reader = VideoReader(resolved.webcam if resolved.kind == "webcam" else resolved.paths[0])
+    try:
+        if reader is not None:
+            count = reader.frame_count or (max_frames or 10**9)
             box_table = None if boxes is None else read_boxes_file(
-                boxes, keys=keys, key_name="image", score_threshold=box_threshold)
-            summary = predict_images(predictor, datasets, paths, out, boxes=box_table,
-                                     threshold=keypoint_threshold, progress=advance)
-        else:
-            target = resolved.webcam if resolved.kind == "webcam" else resolved.paths[0]
-            with VideoReader(target) as reader:
-                box_table = None
-                if boxes is not None:
-                    count = reader.frame_count or (max_frames or 10**9)
-                    box_table = read_boxes_file(boxes, keys=_FrameKeys(count), key_name="frame",
-                                                score_threshold=box_threshold)
+                boxes, keys=_FrameKeys(count), key_name="frame", score_threshold=box_threshold)
+        loaded = load_run(run, checkpoint, torch_device)
+        datasets = select_datasets(loaded, skeleton)
+        predictor = PosePredictor(loaded, datasets, device=torch_device, decoder=decoder,
+                                  flip_test=flip)
+        with Progress(TextColumn("[bold]predict"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[rate]}"), console=console, transient=True,
+                      disable=json_output) as progress:
+            task = progress.add_task("predict", total=None, rate="")
+
+            def advance(done: int, total: int | None) -> None:
+                elapsed = progress.tasks[0].elapsed or 0.0
+                progress.update(task, completed=done, total=total,
+                                rate=f"{done / elapsed:.1f} fps" if elapsed > 0 else "")
+
+            if reader is None:
+                summary = predict_images(predictor, datasets, paths, out, boxes=box_table,
+                                         threshold=keypoint_threshold, progress=advance)
+            else:
                 summary = predict_video(
                     predictor, datasets, reader, out / f"{resolved.name}_pose.mp4",
                     out / f"{resolved.name}_pose.jsonl", boxes=box_table,
                     threshold=keypoint_threshold, smooth=smooth, max_frames=max_frames,
                     show=show_fn, progress=advance)
+    finally:
+        if reader is not None:
+            reader.close()
     summary.update(run=str(loaded.run_dir), datasets=datasets, decoder=decoder,
                    device=str(torch_device))
     if json_output:
