@@ -175,10 +175,14 @@ def predict_command(
                     predictor, datasets, reader, out / f"{resolved.name}_pose.mp4",
                     out / f"{resolved.name}_pose.jsonl", boxes=box_table,
                     threshold=keypoint_threshold, smooth=smooth, max_frames=max_frames,
-                    show=show_fn, progress=advance)
+                    show=show_fn, progress=advance, live=resolved.kind == "webcam")
     finally:
         if reader is not None:
             reader.close()
+        if show_fn is not None:
+            import cv2
+
+            cv2.destroyAllWindows()
     summary.update(run=str(loaded.run_dir), datasets=datasets, decoder=decoder,
                    device=str(torch_device))
     if json_output:

@@ -8,6 +8,7 @@ the keypoints evaluation scored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -39,6 +40,15 @@ from posebh_cli.viz.skeleton_overlay import draw_pose
 
 Progress = Callable[[int, "int | None"], None]
 BoxesByKey = dict[int, tuple[np.ndarray, np.ndarray]]  # key -> boxes (N, 4) xywh, scores (N,)
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt(enabled: bool):
+    try:
+        yield
+    except KeyboardInterrupt:
+        if not enabled:
+            raise
 
 
 def select_datasets(loaded: LoadedRun, spec: str | None) -> list[str]:
@@ -156,6 +166,15 @@ def image_ids(paths: list[Path]) -> list[int]:
     return list(range(len(paths)))
 
 
+def overlay_stems(paths: list[Path]) -> list[str]:
+    """Output names per image: the stem, prefixed by the parent folder(s) where stems repeat
+    (a glob over several folders), so no overlay overwrites another."""
+    stems = [p.stem for p in paths]
+    if len(set(stems)) == len(stems):
+        return stems
+    return ["_".join(p.with_suffix("").parts[-3:]).lstrip("_/") for p in paths]
+
+
 def full_frame_box(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.array([[0.0, 0.0, image.shape[1], image.shape[0]]]), np.ones(1)
 
@@ -168,6 +187,7 @@ def predict_images(predictor: PosePredictor, datasets: list[str], paths: list[Pa
     boxes: per image position, (boxes, scores); None = the whole image is the box.
     """
     ids = image_ids(paths)
+    stems = overlay_stems(paths)
     records: list[dict[str, Any]] = []
     overlays = []
     start = time.perf_counter()
@@ -196,7 +216,7 @@ def predict_images(predictor: PosePredictor, datasets: list[str], paths: list[Pa
         ok, encoded = cv2.imencode(suffix, overlay)
         if not ok:
             raise RuntimeError(f"cannot encode the overlay of {path}")
-        target = out_dir / f"{path.stem}_pose{suffix}"
+        target = out_dir / f"{stems[i]}_pose{suffix}"
         atomic_write_bytes(target, encoded.tobytes())
         overlays.append(str(target))
         if progress:
@@ -213,12 +233,14 @@ def predict_video(predictor: PosePredictor, datasets: list[str], reader, video_p
                   jsonl_path: Path, *, boxes: BoxesByKey | None = None, threshold: float = 0.3,
                   smooth: bool = False, max_frames: int | None = None,
                   show: Callable[[np.ndarray], bool] | None = None,
-                  progress: Progress | None = None) -> dict[str, Any]:
+                  progress: Progress | None = None, live: bool = False) -> dict[str, Any]:
     """Overlay video (mp4v) and JSON Lines (one object per frame) for a VideoReader.
 
     boxes: per frame index, (boxes, scores); None = follow one instance per skeleton from the
     full frame (KeypointBoxTracker). smooth: One-Euro filter per (skeleton, instance) track.
     show(frame) -> False stops early (the --show window's 'q').
+    live: a webcam, which only stops when interrupted: Ctrl-C ends the stream and keeps what was
+    recorded (for a file, an interrupt discards the partial outputs like any failure).
     """
     from posebh_cli.io.video import AtomicVideoWriter
 
@@ -229,7 +251,8 @@ def predict_video(predictor: PosePredictor, datasets: list[str], reader, video_p
     total = reader.frame_count if max_frames is None else min(
         max_frames, reader.frame_count or max_frames)
     start = time.perf_counter()
-    with AtomicVideoWriter(video_path, reader.fps, reader.size) as writer:
+    with AtomicVideoWriter(video_path, reader.fps, reader.size) as writer, \
+            _stop_on_interrupt(live):
         for f, frame in enumerate(reader):
             if max_frames is not None and f >= max_frames:
                 break
@@ -269,7 +292,7 @@ def predict_video(predictor: PosePredictor, datasets: list[str], reader, video_p
                 progress(f + 1, total)
             if show is not None and not show(overlay):
                 break
-        frames = writer.frames
+    frames = writer.frames
     seconds = time.perf_counter() - start
     atomic_write_text(jsonl_path, "\n".join(lines) + "\n")
     return {"kind": "video", "frames": frames, "video": str(video_path),

@@ -195,3 +195,42 @@ def test_webcam_index_is_a_webcam_source(source):
 
     resolved = resolve_source(source)
     assert resolved.kind == "webcam" and resolved.webcam == int(source)
+
+
+def test_overlay_names_stay_unique_across_folders():
+    from pathlib import Path
+
+    from posebh_cli.engine.predict_loop import overlay_stems
+
+    paths = [Path("d/human/val/000000.jpg"), Path("d/hand/val/000000.jpg")]
+    assert overlay_stems(paths) == ["human_val_000000", "hand_val_000000"]
+    assert overlay_stems([Path("a.jpg"), Path("b.png")]) == ["a", "b"]
+
+
+class InterruptedStream:
+    """A live source whose user presses Ctrl-C after `frames` frames."""
+
+    def __init__(self, frames: int) -> None:
+        self.frames, self.fps, self.frame_count, self.size = frames, 10.0, None, (64, 48)
+
+    def __iter__(self):
+        for n in range(self.frames):
+            yield np.full((48, 64, 3), 30 * n, np.uint8)
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_keeps_a_webcam_recording_but_not_a_partial_file(tiny_run, tmp_path):  # noqa: F811
+    from posebh_cli.engine.load_run import load_run
+    from posebh_cli.engine.predict_loop import PosePredictor, predict_video
+
+    loaded = load_run(tiny_run.run_dir, None, "cpu")
+    predictor = PosePredictor(loaded, ["synth_human"], device=torch.device("cpu"))
+    summary = predict_video(predictor, ["synth_human"], InterruptedStream(3), tmp_path / "w.mp4",
+                            tmp_path / "w.jsonl", live=True)
+    assert summary["frames"] == 3 and read_video_frames(tmp_path / "w.mp4") == 3
+    assert len((tmp_path / "w.jsonl").read_text().splitlines()) == 3
+    with pytest.raises(KeyboardInterrupt):
+        predict_video(predictor, ["synth_human"], InterruptedStream(2), tmp_path / "f.mp4",
+                      tmp_path / "f.jsonl", live=False)
+    assert not (tmp_path / "f.mp4").exists() and not (tmp_path / "f.jsonl").exists()
+    assert not list(tmp_path.glob(".*"))
