@@ -49,7 +49,15 @@ def main_options(
 
 
 # Each command module imports its heavy dependencies inside the command, so these are cheap.
-from posebh_cli.cli import cluster, evaluate, predict, prepare, train, visualize  # noqa: E402
+from posebh_cli.cli import (  # noqa: E402
+    cluster,
+    evaluate,
+    import_export,
+    predict,
+    prepare,
+    train,
+    visualize,
+)
 
 app.command("prepare")(prepare.prepare_command)
 app.command("train")(train.train_command)
@@ -57,5 +65,7 @@ app.command("eval")(evaluate.eval_command)
 app.command("predict")(predict.predict_command)
 app.command("visualize-prototypes")(visualize.visualize_prototypes_command)
 app.command("cluster")(cluster.cluster_command)
+app.command("import-checkpoint")(import_export.import_checkpoint_command)
+app.command("export")(import_export.export_command)
 app.add_typer(skeletons_app, name="skeletons")
 app.add_typer(recipe_app, name="recipe")
