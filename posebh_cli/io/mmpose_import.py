@@ -156,8 +156,7 @@ def load_checkpoint_object(path: str | Path) -> Any:
         return torch.load(path, map_location="cpu", weights_only=False, mmap=mmap,
                           pickle_module=_RestrictedPickleModule)
     except Exception as error:
-        raise PosebhError(f"{path}: cannot read checkpoint safely ({_first_line(error)})") \
-            from None
+        raise PosebhError(f"{path}: not a PyTorch checkpoint ({_first_line(error)})") from None
 
 
 def extract_state_dict(obj: Any, source: str) -> dict[str, Tensor]:

@@ -7,6 +7,7 @@ no place), so `posebh eval` / `predict` / `export` use it directly.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -136,9 +137,36 @@ def _input_size_override(overrides: Sequence[str]) -> tuple[int, int] | None:
     return size
 
 
+def read_base_recipe(path: str | Path) -> dict[str, Any]:
+    """Raw table of a recipe file whose datasets (and training settings) the import takes."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PosebhError(f"--recipe {path}: file not found") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+        raise PosebhError(f"--recipe {path}: not a readable TOML recipe ({error})") from None
+    entries = table.get("datasets")
+    if not isinstance(entries, list) or not all(
+            isinstance(d, dict) and isinstance(d.get("name"), str)
+            and isinstance(d.get("skeleton"), str) for d in entries):
+        raise PosebhError(f"--recipe {path}: needs [[datasets]] entries with name and skeleton")
+    return table
+
+
 def import_recipe_table(name: str, layout: CheckpointLayout, arch: str,
-                        datasets: Sequence[tuple[str, str]]) -> dict[str, Any]:
-    """Recipe table (before --set overrides) whose model matches the checkpoint's shapes."""
+                        datasets: Sequence[tuple[str, str]],
+                        base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Recipe table (before --set overrides) whose model matches the checkpoint's shapes.
+
+    base: a recipe table whose datasets, stages and settings are kept (its model section is
+    overridden by the checkpoint's shapes); None: the reference defaults per dataset name.
+    """
     from posebh_cli.models.vit import ARCHS
 
     spec = ARCHS[arch]
@@ -154,6 +182,10 @@ def import_recipe_table(name: str, layout: CheckpointLayout, arch: str,
         model.update(prototypes_per_type=per_type, embedding_dim=dim)
     if layout.embed_head_channels is not None:
         model["embed_head_channels"] = layout.embed_head_channels
+    if base is not None:
+        kept = {k: v for k, v in base.get("model", {}).items() if k != "pretrained"}
+        return {**base, "name": name, "model": {**kept, **model},
+                "stages": base.get("stages", REFERENCE_STAGES)}
     entries = []
     for dataset, skeleton in datasets:
         entry: dict[str, Any] = {"name": dataset, "skeleton": skeleton}
@@ -234,18 +266,28 @@ def _build_loaded_model(recipe: Any, types: Any, imported: ImportedModel,
 
 def load_mmpose_model(path: str | Path, *, arch: str | None = None,
                       datasets: str | Sequence[str] | None = None,
-                      overrides: Sequence[str] = (), name: str | None = None) -> ImportedModel:
-    """Build the posebh model of an mmpose checkpoint and load its weights (no files written)."""
+                      recipe: str | Path | None = None, overrides: Sequence[str] = (),
+                      name: str | None = None) -> ImportedModel:
+    """Build the posebh model of an mmpose checkpoint and load its weights (no files written).
+
+    datasets: names (or name:skeleton) in expert order; recipe: a recipe file whose datasets
+    (in expert order) and settings the run takes instead; overrides: --set KEY=VALUE.
+    """
     from posebh_cli.engine.build import type_table_of
     from posebh_cli.recipe import recipe_from_table
 
     start = time.perf_counter()
     path = Path(path)
+    if recipe is not None and datasets:
+        raise PosebhError("give --datasets or --recipe (whose datasets are used), not both")
+    base = read_base_recipe(recipe) if recipe is not None else None
+    if base is not None:
+        datasets = [f"{d['name']}:{d['skeleton']}" for d in base["datasets"]]
     state = extract_state_dict(load_checkpoint_object(path), str(path))
     layout = read_layout(state, str(path), _input_size_override(overrides))
     arch_name = resolve_arch(arch, layout, str(path))
     pairs = parse_datasets(datasets, layout, str(path))
-    table = import_recipe_table(name or path.stem, layout, arch_name, pairs)
+    table = import_recipe_table(name or path.stem, layout, arch_name, pairs, base)
     recipe = recipe_from_table(table, f"import of {path.name}", list(overrides))
     recipe = recipe.with_absolute_paths()
     types = type_table_of(recipe)
@@ -322,11 +364,12 @@ def write_imported_run(imported: ImportedModel, out: str | Path, *, force: bool 
 
 def import_checkpoint(path: str | Path, out: str | Path, *, arch: str | None = None,
                       datasets: str | Sequence[str] | None = None,
-                      overrides: Sequence[str] = (), force: bool = False) -> ImportedModel:
-    """Import an mmpose checkpoint into the run directory `out` (named after it)."""
+                      recipe: str | Path | None = None, overrides: Sequence[str] = (),
+                      force: bool = False) -> ImportedModel:
+    """Import an mmpose checkpoint into the run directory `out` (the recipe is named after it)."""
     out = Path(out)
     check_run_target(out, force)
-    imported = load_mmpose_model(path, arch=arch, datasets=datasets, overrides=overrides,
-                                 name=out.name or None)
+    imported = load_mmpose_model(path, arch=arch, datasets=datasets, recipe=recipe,
+                                 overrides=overrides, name=out.name or None)
     write_imported_run(imported, out, force=force)
     return imported
