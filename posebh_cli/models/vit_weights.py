@@ -79,14 +79,19 @@ def _strip(key: str) -> str:
     return key
 
 
-def resample_pos_embed(pos_embed: Tensor, grid: tuple[int, int], source: str) -> Tensor:
-    """(1, n, D) with or without one cls slot -> (1, grid_h * grid_w, D)."""
+def resample_pos_embed(pos_embed: Tensor, grid: tuple[int, int], source: str,
+                       fold_first_slot: bool = False) -> Tensor:
+    """(1, n, D) with or without one cls slot -> (1, grid_h * grid_w, D).
+
+    fold_first_slot: the file has no cls token, so its first slot is ViTPose's extra position
+    added to every patch token (pos[:, 1:] + pos[:, :1]); otherwise the cls slot is dropped.
+    """
     n = pos_embed.shape[1]
     target = grid[0] * grid[1]
     if n == target:
         return pos_embed
-    if n == target + 1:  # ViTPose checkpoints keep an unused cls slot
-        return pos_embed[:, 1:]
+    if n == target + 1:
+        return pos_embed[:, 1:] + pos_embed[:, :1] if fold_first_slot else pos_embed[:, 1:]
     old_grid = None
     for prefix in (0, 1):
         side = math.isqrt(n - prefix)
@@ -120,7 +125,9 @@ def remap_state_dict(
             experts.setdefault(f"{stem}.expert_{kind}", {})[int(index)] = value
             continue
         if key == "pos_embed":
-            value = resample_pos_embed(value, model.grid_size, source)
+            has_cls = any(_strip(k) == "cls_token" for k in state)
+            value = resample_pos_embed(value, model.grid_size, source,
+                                       fold_first_slot=not has_cls)
         mapped[key] = value
     for key, by_index in experts.items():
         mapped[key] = torch.stack([by_index[i] for i in sorted(by_index)])
