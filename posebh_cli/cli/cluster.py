@@ -216,7 +216,7 @@ def cluster_command(
         report = cluster_run(loaded, request, target=target, report_file=report_file,
                              progress=update)
     if json_output:
-        from posebh_cli.io.results import json_ready
+        from posebh_cli.io.atomic import json_ready
 
         console.print_json(json.dumps(json_ready(report)))
     else:

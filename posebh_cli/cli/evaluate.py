@@ -61,7 +61,8 @@ def eval_predictions(predictions: Path, ann: Path, skeleton: str, json_output: b
                      out: Path | None, *, metric: str = "auto", backend: str = "pycocotools",
                      rescore_nms: bool = False) -> dict[str, Any]:
     """Score a results file; print a table (or JSON); write the metrics JSON to `out`."""
-    from posebh_cli.io.results import json_ready, write_metrics
+    from posebh_cli.io.atomic import json_ready
+    from posebh_cli.io.results import write_metrics
     from posebh_cli.metrics.score_results import score_results_file
 
     report = score_results_file(predictions, ann, skeleton, metric=metric, backend=backend,
@@ -128,7 +129,8 @@ def eval_model(dataset: str, *, run: Path | None, checkpoint: Path | None, split
     from posebh_cli.engine.evaluate import evaluate_recipe_dataset
     from posebh_cli.engine.load_run import load_run
     from posebh_cli.engine.progress import validation_table
-    from posebh_cli.io.results import json_ready, write_coco_results, write_metrics
+    from posebh_cli.io.atomic import json_ready
+    from posebh_cli.io.results import write_coco_results, write_metrics
 
     if decoder not in (None, "heads", "prototypes"):
         raise PosebhError(f"--decoder {decoder}: expected heads or prototypes")

@@ -127,7 +127,7 @@ def predict_command(
         predict_video,
         select_datasets,
     )
-    from posebh_cli.io.results import json_ready
+    from posebh_cli.io.atomic import json_ready
     from posebh_cli.io.video import VideoReader, resolve_source
 
     # Inputs are checked before the model is built, so a bad SOURCE or box file fails fast.

@@ -168,9 +168,8 @@ def cluster_run(loaded, request: ClusterRequest, *, target: Path | None, report_
     """
     from posebh_cli import __version__
     from posebh_cli.engine.provenance import git_sha
-    from posebh_cli.io.atomic import atomic_write_json, atomic_write_text
+    from posebh_cli.io.atomic import atomic_write_json, atomic_write_text, json_ready
     from posebh_cli.io.checkpoint import save_run_info, save_weights
-    from posebh_cli.io.results import json_ready
 
     report: dict[str, Any] = {"run": str(Path(loaded.run_dir).resolve()),
                               "source": str(Path(loaded.weights).resolve()),

@@ -53,10 +53,6 @@ class TrainState:
     validation: dict[str, Any] = field(default_factory=dict)
 
 
-def _metrics_header(terms: dict[str, float]) -> list[str]:
-    return ["step", "stage", "epoch", "lr", "samples_per_s", *sorted(terms)]
-
-
 class Trainer:
     def __init__(self, recipe: Recipe, run_dir: Path, device: torch.device, dist: DistInfo,
                  *, max_steps: int | None = None, hooks: TrainerHooks | None = None,

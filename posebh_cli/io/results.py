@@ -8,31 +8,15 @@ no NaN.
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import numpy as np
 
 from posebh_cli.errors import PosebhError
-from posebh_cli.io.atomic import atomic_write_json
+from posebh_cli.io.atomic import atomic_write_json, json_ready
 
 _REQUIRED = ("image_id", "category_id", "keypoints", "score")
-
-
-def json_ready(value: Any) -> Any:
-    """numpy scalars/arrays -> Python; non-finite floats -> None (valid JSON)."""
-    if isinstance(value, dict):
-        return {str(k): json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return json_ready(value.tolist())
-    if isinstance(value, np.generic):
-        return json_ready(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def write_coco_results(path: str | os.PathLike[str], records: list[dict[str, Any]]) -> None:

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from posebh_cli.errors import PosebhError
 
