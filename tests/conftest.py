@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Triton decides between compiled and interpreted kernels when a kernel is decorated, i.e. at the
+# first import of posebh_cli.ops.sinkhorn_triton, whichever test triggers it. Without a GPU the
+# kernels can only run in the interpreter, so choose it before any test module is imported.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
