@@ -44,6 +44,7 @@ class ModelConfig:
     head_channels: int = rule(256, min=1)
     head_deconvs: int = rule(2, min=0, max=4)
     embed_head_channels: int = rule(256, min=1)
+    embed_res_channels: int = rule(64, min=1, help="ResBlock width of the embedding head")
     embedding_dim: int = rule(64, min=1, help="F")
     prototypes_per_type: int = rule(3, min=1, help="M")
     pretrained: str = rule("", help="local timm/MAE weights file; empty = random init")

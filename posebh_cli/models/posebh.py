@@ -179,9 +179,10 @@ def build_model(
         embedding_dim = int(model_cfg.embedding_dim)
         embedding_head = table = None
         if embedding_dim > 0:
+            channels = int(model_cfg.embed_head_channels)
             embedding_head = EmbeddingHead(
-                dim, channels=int(model_cfg.embed_head_channels), embed_dim=embedding_dim,
-                num_deconvs=deconvs,
+                dim, channels=channels, embed_dim=embedding_dim, num_deconvs=deconvs,
+                res_channels=int(_attr(model_cfg, "embed_res_channels", 64)),
             )
             table = PrototypeTable(
                 sum(k for _, k in datasets), int(model_cfg.prototypes_per_type), embedding_dim,
