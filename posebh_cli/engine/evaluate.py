@@ -77,8 +77,13 @@ def predict_split(model: PoseBHModel, dataset: torch.utils.data.Dataset,
     return Predictions(np.concatenate(keypoints), np.concatenate(scores), seconds)
 
 
-def coco_results(table: InstanceTable, predictions: Predictions) -> list[dict[str, Any]]:
-    """COCO keypoint results, one record per predicted instance (box score in `score`)."""
+def coco_results(table: InstanceTable, predictions: Predictions,
+                 gt_boxes: bool = False) -> list[dict[str, Any]]:
+    """COCO keypoint results, one record per predicted instance (box score in `score`).
+
+    gt_boxes: the boxes are the ground truth's, so each record names its annotation (`ann_id`),
+    which PCK needs to pair a prediction with its instance when an image holds several.
+    """
     records = []
     for i in range(len(table)):
         kpts = np.concatenate([predictions.keypoints[i], predictions.scores[i][:, None]], axis=1)
@@ -91,6 +96,8 @@ def coco_results(table: InstanceTable, predictions: Predictions) -> list[dict[st
             "bbox": [x, y, w, h],
             "area": float(table.areas[i]) if table.areas[i] > 0 else w * h,
         })
+        if gt_boxes:
+            records[-1]["ann_id"] = int(table.instance_ids[i])
     return records
 
 
@@ -154,7 +161,7 @@ def evaluate_recipe_dataset(model: PoseBHModel, recipe: Recipe, types: KeypointT
     predictions = predict_split(model, data.dataset, tuple(recipe.model.input_size), settings,
                                 device=device, batch_size=recipe.eval.batch_size,
                                 progress=progress)
-    records = coco_results(box_table, predictions)
+    records = coco_results(box_table, predictions, gt_boxes=box_source == "gt")
     report = score_results(gt_from_table(gt_table), records, skeleton.name, postprocess=True,
                            with_oks=skeleton.family == "hand",
                            gt_source=f"{dataset.name} {split}")
