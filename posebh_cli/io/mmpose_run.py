@@ -22,11 +22,10 @@ from posebh_cli.io.mmpose_import import (
     CheckpointLayout,
     ConvertedState,
     convert_state_dict,
-    extract_state_dict,
-    load_checkpoint_object,
     read_layout,
     resolve_arch,
 )
+from posebh_cli.io.safe_checkpoint import extract_state_dict, load_checkpoint_object
 
 # The reference six-dataset mixture (METHOD.md §4-5): roots and files as the ViTPose++ / PoseBH
 # data layout names them, relative to the folder posebh runs from.

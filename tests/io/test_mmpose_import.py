@@ -20,15 +20,17 @@ from _mmpose_synthetic import (
 
 from posebh_cli.errors import PosebhError
 from posebh_cli.io.mmpose_import import (
-    UnresolvedGlobal,
     convert_state_dict,
-    extract_state_dict,
     fold_pos_embed,
-    load_checkpoint_object,
     read_layout,
     resolve_arch,
 )
 from posebh_cli.io.mmpose_run import import_checkpoint, load_mmpose_model, parse_datasets
+from posebh_cli.io.safe_checkpoint import (
+    UnresolvedGlobal,
+    extract_state_dict,
+    load_checkpoint_object,
+)
 
 SMALL = ["model.input_size=[64,48]"]  # 4x3 tokens: the fixture's grid
 HEADS = MICRO["num_heads"]
