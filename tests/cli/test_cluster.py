@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_support import assert_user_error
 from engine_fixtures import tiny_run  # noqa: F401  (session fixture)
 from typer.testing import CliRunner
 
@@ -18,14 +19,6 @@ from posebh_cli.io.checkpoint import load_weights_file
 
 def invoke(*args: str):
     return CliRunner().invoke(app, ["cluster", *args])
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+from cli_support import assert_user_error
 from engine_fixtures import tiny_run  # noqa: F401  (session fixture)
 from typer.testing import CliRunner
 
@@ -14,14 +15,6 @@ from posebh_cli.cli import app
 
 def invoke(*args: str):
     return CliRunner().invoke(app, ["eval", *args])
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 def test_eval_all_reproduces_training_validation(tiny_run, monkeypatch):  # noqa: F811

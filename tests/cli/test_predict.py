@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from cli_support import assert_user_error
 from engine_fixtures import tiny_run  # noqa: F401  (session fixture)
 from typer.testing import CliRunner
 
@@ -16,14 +17,6 @@ from posebh_cli.cli import app
 
 def invoke(*args: str):
     return CliRunner().invoke(app, ["predict", *args])
-
-
-def assert_user_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 def make_video(tiny_run, path, frames: int = 6, size=(160, 120)):  # noqa: F811

@@ -4,24 +4,17 @@ non-finite losses and bad inputs (one line, exit 2)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
+import engine_recipes
 import pytest
 import torch
+from engine_recipes import single_thread_torch  # noqa: F401  (autouse fixture)
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from posebh_cli.cli import app
-
-_HELPERS = Path(__file__).resolve().parents[1] / "engine" / "engine_recipes.py"
-if "engine_recipes" not in sys.modules:  # shared with tests/engine (no packages in tests/)
-    _spec = importlib.util.spec_from_file_location("engine_recipes", _HELPERS)
-    sys.modules["engine_recipes"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["engine_recipes"])
-engine_recipes = sys.modules["engine_recipes"]
 
 runner = CliRunner()
 RUN_FILES = ("recipe.resolved.toml", "model.safetensors", "run.json", "trainer_state.pt",
@@ -39,19 +32,6 @@ def _assert_one_line_exit_2(result, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _torch_globals():
-    # One thread: on 2 shared cores two spinning threads double the CPU time of these tiny
-    # steps. The command also sets the seed and the matmul precision: restore all three.
-    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
-    rng = torch.get_rng_state()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.set_float32_matmul_precision(precision)
-    torch.set_rng_state(rng)
 
 
 @pytest.fixture(scope="module")

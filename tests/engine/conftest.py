@@ -5,21 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from engine_recipes import make_synthetic_root, recipe_text
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _torch_globals():
-    """One torch thread (two spinning threads double the CPU time of these tiny models on 2
-    shared cores); `posebh train` in-process also sets the seed and the matmul precision."""
-    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
-    rng = torch.get_rng_state()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-    torch.set_float32_matmul_precision(precision)
-    torch.set_rng_state(rng)
+from engine_recipes import (  # noqa: F401  (autouse fixture)
+    make_synthetic_root,
+    recipe_text,
+    single_thread_torch,
+)
 
 
 @pytest.fixture(scope="session")

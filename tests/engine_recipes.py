@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+import torch
+
 FAMILIES = {"human": "coco", "animal": "ap10k", "hand": "onehand10k"}
 STAGE_STEPS = 3
 
@@ -110,3 +113,17 @@ def make_synthetic_root(base: Path) -> Path:
     root = base / "data"
     generate_synthetic(root, images_per_family=6, workers=1)
     return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_thread_torch():
+    """One torch thread for the importing test module (two spinning threads double the CPU time
+    of these tiny models on 2 shared cores); `posebh train` in-process also sets the seed and
+    the matmul precision, so all three are restored afterwards."""
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    rng = torch.get_rng_state()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+    torch.set_float32_matmul_precision(precision)
+    torch.set_rng_state(rng)
