@@ -15,7 +15,6 @@ from posebh_cli.skeletons.registry import (
     all_skeletons,
     get_skeleton,
     load_skeleton_file,
-    reset_registry,
     skeletons_of_family,
 )
 
@@ -29,14 +28,6 @@ VALID = {
     "sigmas": [0.026, 0.035, 0.062, 0.062],
     "upper_body": [0, 1],
 }
-
-
-@pytest.fixture(autouse=True)
-def _clean_registry(monkeypatch):
-    monkeypatch.delenv(SKELETON_DIR_ENV, raising=False)
-    reset_registry()
-    yield
-    reset_registry()
 
 
 def _toml(table: dict) -> str:

@@ -6,18 +6,9 @@ import numpy as np
 import pytest
 
 from posebh_cli.errors import PosebhError
-from posebh_cli.skeletons.registry import SKELETON_DIR_ENV, reset_registry
 from posebh_cli.skeletons.type_table import KeypointTypeTable
 
 REFERENCE_MIXTURE = ["coco", "aic", "mpii", "ap10k", "apt36k", "coco_wholebody"]
-
-
-@pytest.fixture(autouse=True)
-def _clean_registry(monkeypatch):
-    monkeypatch.delenv(SKELETON_DIR_ENV, raising=False)
-    reset_registry()
-    yield
-    reset_registry()
 
 
 @pytest.fixture
