@@ -81,11 +81,12 @@ def compute_losses(
                 continue
             index = out["sample_indices"][name]
             k = model.heads[name].num_keypoints
-            similarity = table.similarity(embeddings.index_select(0, index), model.type_ids(d))
+            emb_d = embeddings.index_select(0, index)  # (B_d, F, H, W)
+            similarity = table.similarity(emb_d, model.type_ids(d))
             hm_d, w_d = target_heatmaps[index, :k], target_weights[index, :k]
             similarities.append(similarity)
-            pixel_groups.append(DatasetPixels(int(model.type_offsets[d]), similarity,
-                                              embeddings.index_select(0, index), hm_d, w_d))
+            pixel_groups.append(DatasetPixels(int(model.type_offsets[d]), similarity, emb_d,
+                                              hm_d, w_d))
             phm_terms.append(prototype_heatmap_loss(
                 similarity_to_heatmaps(similarity), hm_d, w_d,
                 scale=loss_cfg.prototype_heatmap_weight))

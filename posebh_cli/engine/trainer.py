@@ -20,6 +20,7 @@ import torch
 
 from posebh_cli.engine import run_dir as rd
 from posebh_cli.engine.distributed import DistInfo, average_gradients
+from posebh_cli.engine.evaluate import AUTOCAST
 from posebh_cli.engine.optim import LearningRateSchedule, apply_lr, build_optimizer
 from posebh_cli.engine.stages import StageSpan, plan_stages, stage_at
 from posebh_cli.engine.train_step import StepSettings, compute_losses
@@ -28,8 +29,6 @@ from posebh_cli.io import checkpoint as ckpt
 from posebh_cli.io.atomic import atomic_write_text
 from posebh_cli.models.posebh import group_samples_by_dataset
 from posebh_cli.recipe import Recipe
-
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class TrainingDiverged(PosebhError):
@@ -100,7 +99,7 @@ class Trainer:
         depth = len(self.model.backbone.blocks)
         self.optimizer = build_optimizer(self.model, recipe.optimizer, depth)
         self.schedule = LearningRateSchedule.from_config(recipe.optimizer)
-        self.autocast_dtype = AUTOCAST_DTYPES[recipe.train.precision]
+        self.autocast_dtype = AUTOCAST[recipe.train.precision]
         if self.autocast_dtype is torch.float16 and device.type != "cuda":
             raise PosebhError("train.precision = 'fp16' needs a CUDA device; use 'bf16' on CPU")
         self.scaler = torch.amp.GradScaler(device.type,
