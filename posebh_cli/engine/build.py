@@ -20,7 +20,9 @@ def type_table_of(recipe: Recipe) -> KeypointTypeTable:
 def build_recipe_model(recipe: Recipe, types: KeypointTypeTable | None = None) -> PoseBHModel:
     types = types or type_table_of(recipe)
     datasets = [(name, s.num_keypoints) for name, s in zip(types.datasets, types.skeletons)]
-    return build_model(recipe.model, datasets, seed=recipe.seed)
+    softmax_sigma = recipe.loss.sigma if recipe.loss.keypoint == "softmax_ce" else None
+    return build_model(recipe.model, datasets, seed=recipe.seed,
+                       head_softmax_sigma=softmax_sigma)
 
 
 def topdown_config(recipe: Recipe, dataset: DatasetConfig) -> TopDownConfig:

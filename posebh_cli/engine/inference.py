@@ -44,7 +44,7 @@ def predict_heatmaps(model: PoseBHModel, images: torch.Tensor,
                 embeddings = model.embedding_head(features)
                 type_ids = model.type_ids(settings.dataset_index)
                 return model.prototype_table.heatmaps(embeddings.float(), type_ids)
-            return model.run_head(settings.dataset_index, features).float()
+            return model.head_heatmaps(settings.dataset_index, features)
 
     heatmaps = run(images)
     if settings.flip_test:

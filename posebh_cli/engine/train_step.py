@@ -60,7 +60,8 @@ def compute_losses(
     dataset_idx = batch["dataset_idx"]
     with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                         enabled=autocast_dtype is not None):
-        out = model(images, dataset_idx, groups)
+        out = model(images, dataset_idx, groups,
+                    with_embeddings=settings.uses_prototypes)
     target_heatmaps, target_weights = batch["heatmaps"], batch["weights"]
     heatmaps = {name: hm.float() for name, hm in out["heatmaps"].items()}
     kpt, per_head = multi_head_keypoint_loss(heatmaps, out["sample_indices"], target_heatmaps,
@@ -129,7 +130,8 @@ def _css_term(model: PoseBHModel, out: dict, embeddings: Tensor, settings: StepS
             head = model.run_head(d, features.index_select(0, index)).float()
         emb = embeddings.index_select(0, index)
         similarity = model.prototype_table.similarity(emb, model.type_ids(d))
-        inputs.append(CssInput(int(model.type_offsets[d]), head, similarity, emb))
+        decoded = model.heads[name].to_heatmaps(head.detach())
+        inputs.append(CssInput(int(model.type_offsets[d]), head, similarity, emb, decoded))
     loss_cfg = settings.loss
     return css_loss(
         inputs, model.prototype_table.prototypes, keypoint_loss=loss_cfg.keypoint,

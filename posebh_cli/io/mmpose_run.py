@@ -183,7 +183,10 @@ def import_recipe_table(name: str, layout: CheckpointLayout, arch: str,
         model["embed_head_channels"] = layout.embed_head_channels
     if base is not None:
         kept = {k: v for k, v in base.get("model", {}).items() if k != "pretrained"}
-        return {**base, "name": name, "model": {**kept, **model},
+        # The reference heads were trained with MSE on Gaussian targets: their outputs are
+        # heatmaps, not softmax logits, whatever loss the base recipe trains with.
+        loss = {**base.get("loss", {}), "keypoint": "mse"}
+        return {**base, "name": name, "model": {**kept, **model}, "loss": loss,
                 "stages": base.get("stages", REFERENCE_STAGES)}
     entries = []
     for dataset, skeleton in datasets:

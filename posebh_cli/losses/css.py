@@ -97,15 +97,19 @@ def css_pseudo_labels(
 class CssInput:
     """Head d run on samples of other datasets.
 
-    type_offset: global id of d's first type. head_heatmaps: (B', K_d, h, w) with grad.
+    type_offset: global id of d's first type. head_heatmaps: (B', K_d, h, w) with grad, the
+    head's output as its keypoint loss sees it (logits for a softmax-CE head).
     similarity: (B', K_d, M, h, w) |cos| of those samples' embeddings to d's prototypes (grad).
     embeddings: (B', F, h, w).
+    decoded_heatmaps: (B', K_d, h, w) the head's maps on the target scale, for the confidence
+    threshold and decoding (HeatmapHead.to_heatmaps); None = head_heatmaps are already that.
     """
 
     type_offset: int
     head_heatmaps: Tensor
     similarity: Tensor
     embeddings: Tensor
+    decoded_heatmaps: Tensor | None = None
 
 
 @dataclass
@@ -141,8 +145,9 @@ def css_loss(
     keypoint_terms, phm_terms, groups, kept = [], [], [], []
     for item in inputs:
         prototype_heatmaps = similarity_to_heatmaps(item.similarity)
+        head_maps = item.head_heatmaps if item.decoded_heatmaps is None else item.decoded_heatmaps
         labels = css_pseudo_labels(
-            item.head_heatmaps, prototype_heatmaps, threshold=threshold,
+            head_maps, prototype_heatmaps, threshold=threshold,
             max_distance=max_distance, sigma=sigma, decode_method=decode_method,
         )
         keypoint_terms.append(loss_fn(item.head_heatmaps, labels.heatmaps, labels.weights))

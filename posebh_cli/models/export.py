@@ -38,7 +38,7 @@ class DatasetPoseModel(nn.Module):
         self.head = head
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.head(self.backbone(images))
+        return self.head.heatmaps(self.backbone(images))
 
 
 def split_dataset(model: nn.Module, dataset: str) -> DatasetPoseModel:

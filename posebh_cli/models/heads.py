@@ -6,6 +6,8 @@ bias), BN, ReLU], so a (B, D, 16, 12) feature map becomes (B, C, 64, 48) with tw
 
 from __future__ import annotations
 
+import math
+
 from torch import Tensor, nn
 
 
@@ -36,19 +38,44 @@ def init_normal(module: nn.Module, std: float = 0.001) -> None:
 
 
 class HeatmapHead(nn.Module):
-    """Deconv stack then a 1x1 conv to K heatmaps: (B, D, h, w) -> (B, K, h*2^n, w*2^n)."""
+    """Deconv stack then a 1x1 conv to K maps: (B, D, h, w) -> (B, K, h*2^n, w*2^n).
+
+    forward() gives what the keypoint loss sees: heatmaps for an MSE-trained head, spatial
+    logits for a softmax-CE-trained one (softmax_sigma set). to_heatmaps() turns either into
+    maps on the scale of the Gaussian targets (peak ~1 at a confident keypoint), which is what
+    decoders, confidence thresholds and flip averaging expect.
+    """
 
     def __init__(
-        self, in_channels: int, num_keypoints: int, channels: int = 256, num_deconvs: int = 2
+        self, in_channels: int, num_keypoints: int, channels: int = 256, num_deconvs: int = 2,
+        softmax_sigma: float | None = None,
     ) -> None:
         super().__init__()
         self.num_keypoints = num_keypoints
+        self.softmax_sigma = softmax_sigma
         self.deconv = deconv_stack(in_channels, channels, num_deconvs)
         self.final = nn.Conv2d(channels if num_deconvs else in_channels, num_keypoints, 1)
         init_normal(self)
 
     def forward(self, features: Tensor) -> Tensor:
         return self.final(self.deconv(features))
+
+    def to_heatmaps(self, output: Tensor) -> Tensor:
+        """forward()'s (B, K, H, W) output -> heatmaps (B, K, H, W) fp32.
+
+        Softmax-CE heads: the spatial softmax is the target Gaussian divided by its mass, and a
+        unit-peak Gaussian of std sigma (heatmap px) has mass 2 pi sigma^2, so softmax * 2 pi
+        sigma^2 is back on the target's scale. Decoding raw logits would be wrong twice over:
+        their maximum may be negative ("no peak") and DARK takes the log of the map.
+        """
+        if self.softmax_sigma is None:
+            return output.float()
+        mass = 2.0 * math.pi * self.softmax_sigma**2
+        return output.float().flatten(2).softmax(dim=-1).view_as(output) * mass
+
+    def heatmaps(self, features: Tensor) -> Tensor:
+        """Decode-ready heatmaps (B, K, H, W) fp32 of features (B, D, h, w)."""
+        return self.to_heatmaps(self(features))
 
 
 class ResBlock(nn.Module):

@@ -6,6 +6,8 @@ section): backbone (tiny/small/base/large/huge), input_size (H, W), heatmap_size
 patch_size, moe (bool), expert_dim (P; None or 0 = the arch default), drop_path (None = the arch
 default), head_channels, head_deconvs, embed_head_channels, embedding_dim (F; 0 = no embedding
 head and no prototypes, a plain ViTPose++ model), prototypes_per_type (M), seed.
+`head_softmax_sigma`: the target sigma of heads trained with the softmax-CE keypoint loss (their
+outputs are logits), None for MSE heads.
 """
 
 from __future__ import annotations
@@ -73,19 +75,27 @@ class PoseBHModel(nn.Module):
         return torch.arange(start, start + head.num_keypoints, device=self.type_offsets.device)
 
     def run_head(self, dataset_index: int, features: Tensor) -> Tensor:
-        """Head of dataset `dataset_index` on any features (B', D, h, w) -> (B', K_d, H, W)."""
+        """Head of dataset `dataset_index` on any features (B', D, h, w) -> (B', K_d, H, W),
+        as the keypoint loss sees it (logits for a softmax-CE head; see HeatmapHead)."""
         return self.heads[self.dataset_names[dataset_index]](features)
+
+    def head_heatmaps(self, dataset_index: int, features: Tensor) -> Tensor:
+        """Decode-ready heatmaps (B', K_d, H, W) fp32 of a head (HeatmapHead.to_heatmaps)."""
+        return self.heads[self.dataset_names[dataset_index]].heatmaps(features)
 
     def forward(
         self,
         images: Tensor,
         dataset_idx: Tensor,
         sample_groups: Sequence[Tensor] | None = None,
+        with_embeddings: bool = True,
     ) -> dict[str, Any]:
         """images: (B, 3, H, W); dataset_idx: (B,) int64.
 
         sample_groups: optional per-dataset sample indices (see group_samples_by_dataset);
         computed here otherwise (one small device-to-host copy).
+        with_embeddings: False skips the embedding head (a keypoint-only stage would pay about a
+        fifth of its step for embeddings nobody reads).
         Returns features (B, D, h, w), embeddings (B, F, 4h, 4w) or None, heatmaps
         {name: (B_d, K_d, 4h, 4w)} for datasets present, sample_indices {name: (B_d,)}.
         """
@@ -101,7 +111,9 @@ class PoseBHModel(nn.Module):
             index = index.to(features.device, non_blocking=True)
             heatmaps[name] = head(features.index_select(0, index))
             sample_indices[name] = index
-        embeddings = self.embedding_head(features) if self.embedding_head is not None else None
+        embeddings = None
+        if with_embeddings and self.embedding_head is not None:
+            embeddings = self.embedding_head(features)
         return {
             "features": features,
             "embeddings": embeddings,
@@ -142,7 +154,8 @@ def _attr(cfg: Any, name: str, default: Any = None) -> Any:
 
 
 def build_model(
-    model_cfg: Any, datasets: Sequence[tuple[str, int]], seed: int | None = None
+    model_cfg: Any, datasets: Sequence[tuple[str, int]], seed: int | None = None,
+    head_softmax_sigma: float | None = None,
 ) -> PoseBHModel:
     """PoseBH model for `datasets` = [(name, num_keypoints), ...] in recipe order."""
     if not datasets:
@@ -173,7 +186,8 @@ def build_model(
         backbone = PoseViT(config)
         dim = backbone.embed_dim
         heads = nn.ModuleDict({
-            name: HeatmapHead(dim, k, channels=int(model_cfg.head_channels), num_deconvs=deconvs)
+            name: HeatmapHead(dim, k, channels=int(model_cfg.head_channels), num_deconvs=deconvs,
+                              softmax_sigma=head_softmax_sigma)
             for name, k in datasets
         })
         embedding_dim = int(model_cfg.embedding_dim)

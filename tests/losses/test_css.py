@@ -56,3 +56,22 @@ def test_css_loss_scaled_and_differentiable() -> None:
     torch.testing.assert_close(loss.total, expected)
     loss.total.backward()
     assert head.grad is not None and head.grad.abs().sum() > 0
+
+
+def test_css_thresholds_a_softmax_head_on_its_decoded_maps() -> None:
+    # A softmax-CE head outputs logits (all negative here); the pseudo label must come from the
+    # decoded maps (confidence 0.9), while the loss still sees the logits.
+    table = PrototypeTable(4, 2, 8)
+    decoded = _peak(10.0, 12.0, 0.9)
+    logits = (decoded.clamp_min(1e-6).log() - 30.0).requires_grad_(True)
+    embeddings = torch.randn(1, 8, *SIZE, requires_grad=True)
+    similarity = table.similarity(embeddings, torch.tensor([3]))
+    similarity = similarity * 0 + _peak(10.5, 12.0, 0.8)[:, :, None].expand_as(similarity)
+    with_maps = css_loss([CssInput(3, logits, similarity, embeddings, decoded)],
+                         table.prototypes, keypoint_loss="softmax_ce", sinkhorn_seed=0)
+    assert with_maps.pseudo_keypoints.item() == 1
+    raw = css_loss([CssInput(3, logits, similarity, embeddings)], table.prototypes,
+                   keypoint_loss="softmax_ce", sinkhorn_seed=0)
+    assert raw.pseudo_keypoints.item() == 0  # logits below the 0.25 threshold: nothing kept
+    with_maps.total.backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0

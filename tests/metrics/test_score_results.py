@@ -66,6 +66,7 @@ def test_hand_skeleton_reports_pck_auc_epe_and_optional_oks(tmp_path):
     report = score_results(gt, results, "onehand10k")
     assert report["metric"] == "pck" and "oks" not in report
     assert report["pck"]["PCK@0.2"] == 1.0
+    assert report["pck"]["PCK@0.1"] == 0.5  # 0.15 of the box fails the strict threshold
     assert report["pck"]["EPE"] == pytest.approx(6.0)  # 0 and 12 px
     # AUC: instance 0 correct for 19 of 20 steps, instance 1 (12/30 = 0.4) for i = 9..19.
     assert report["pck"]["AUC"] == pytest.approx((19 + 11) / 40)

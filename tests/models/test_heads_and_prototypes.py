@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 import torch
 
 from posebh_cli.models.heads import EmbeddingHead, HeatmapHead
@@ -40,3 +41,27 @@ def test_prototype_heatmaps_in_range_and_fp32_under_autocast() -> None:
         phm = table.heatmaps(embeddings, torch.tensor([0, 5]))
     assert phm.dtype == torch.float32 and phm.shape == (2, 2, 5, 4)
     assert phm.min() >= PHM_MIN and phm.max() <= PHM_MAX
+
+
+def _log_gaussian(x: float, y: float, sigma: float, size=(32, 24)) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(size[0]), torch.arange(size[1]), indexing="ij")
+    return -((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2)
+
+
+def test_softmax_head_maps_logits_back_to_the_target_scale() -> None:
+    # Logits that are a log-Gaussian shifted far below zero: the softmax removes the shift and
+    # x 2 pi sigma^2 restores the unit-peak Gaussian the loss was trained against.
+    head = HeatmapHead(8, 1, channels=4, softmax_sigma=1.5)
+    logits = (_log_gaussian(10.0, 12.0, 1.5) - 40.0)[None, None]
+    maps = head.to_heatmaps(logits)
+    assert maps.dtype == torch.float32
+    assert maps.max().item() == pytest.approx(1.0, abs=1e-3)
+    assert divmod(int(maps.flatten().argmax()), 24) == (12, 10)
+
+
+def test_mse_head_maps_are_its_output() -> None:
+    head = HeatmapHead(8, 2, channels=4)
+    output = torch.randn(1, 2, 32, 24)
+    assert torch.equal(head.to_heatmaps(output), output)
+    features = torch.randn(1, 8, 8, 6)
+    assert torch.equal(head.heatmaps(features), head(features))

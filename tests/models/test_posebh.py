@@ -107,3 +107,24 @@ def test_full_forward_backward_tiny_three_datasets_bf16() -> None:
 def test_heatmap_size_mismatch_is_a_user_error() -> None:
     with pytest.raises(PosebhError, match="heatmap_size"):
         build_model(_cfg(heatmap_size=(64, 48)), DATASETS)
+
+
+def test_forward_can_skip_the_embedding_head() -> None:
+    model = build_model(_cfg(), DATASETS).eval()
+    out = model(torch.randn(2, 3, 64, 48), torch.tensor([0, 1]), with_embeddings=False)
+    assert out["embeddings"] is None and set(out["heatmaps"]) == {"coco", "ap10k"}
+
+
+def test_softmax_heads_decode_from_probabilities_in_inference() -> None:
+    from posebh_cli.engine.inference import InferenceSettings, predict_heatmaps
+
+    model = build_model(_cfg(), DATASETS, head_softmax_sigma=1.0).eval()
+    images = torch.randn(2, 3, 64, 48)
+    settings = InferenceSettings(dataset_index=1, flip_index=list(range(17)), udp=True,
+                                 heatmap_decoder="dark_udp", flip_test=False)
+    maps = predict_heatmaps(model, images, settings)
+    with torch.no_grad():
+        logits = model.run_head(1, model.backbone(images, torch.tensor([1, 1])))
+    expected = logits.flatten(2).softmax(-1).view_as(logits) * 2 * torch.pi
+    torch.testing.assert_close(maps, expected)
+    assert (maps > 0).all()  # a peak everywhere, even where every logit is negative

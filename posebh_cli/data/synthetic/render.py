@@ -40,16 +40,26 @@ class Instance:
 
 
 def _view(family: str, rng: np.random.Generator) -> tuple[float, float, float]:
-    """(yaw, pitch, roll) in degrees: humans from any side, animals mostly in profile."""
+    """(yaw, pitch, roll) in degrees, biased like photo collections: people mostly face the
+    camera and stand upright, animals are mostly seen in profile, hands mostly point up.
+
+    Every view is still possible, but the common ones dominate: with uniform yaw and roll a
+    small model spends most of a short CPU run resolving front/back and left/right from a few
+    face pixels (measured: most human errors were left/right swaps).
+    """
     if family == "human":
-        roll = rng.normal(0, 12) if rng.random() < 0.85 else rng.uniform(-120, 120)
-        return rng.uniform(-180, 180), rng.uniform(-15, 15), roll
+        if rng.random() < 0.75:
+            yaw = float(np.clip(rng.normal(0, 30), -80, 80))  # the face shows
+        else:
+            yaw = rng.uniform(-180, 180)
+        roll = rng.normal(0, 10) if rng.random() < 0.9 else rng.uniform(-90, 90)
+        return yaw, rng.uniform(-15, 15), roll
     if family == "animal":
         yaw = rng.choice([-90.0, 90.0]) + rng.normal(0, 30) if rng.random() < 0.8 \
             else rng.uniform(-180, 180)
         return yaw, rng.uniform(-25, 10), rng.normal(0, 10)
-    return rng.uniform(-70, 70) + (180 if rng.random() < 0.35 else 0), \
-        rng.uniform(-40, 40), rng.uniform(-180, 180)
+    return rng.uniform(-60, 60) + (180 if rng.random() < 0.2 else 0), \
+        rng.uniform(-40, 40), rng.uniform(-100, 100)
 
 
 @dataclass
