@@ -63,15 +63,16 @@ class TrainProgress:
 
 
 def validation_table(title: str, results: dict[str, Any]) -> Table:
-    """One row per dataset: OKS AP/AP50/AP75/AR, or PCK/AUC/EPE for hands.
+    """One row per dataset: OKS AP/AP50/AP75, or PCK/AUC/EPE for hands (AR is in the JSON).
 
     "PCK" is the dataset's protocol threshold (hands: PCK@0.2 of the box; MPII: PCKh@0.5);
     "PCK@0.1" the strict companion where the report has one."""
     table = Table(title=title)
-    # Throughput is left to the caller's summary line: ten columns would squeeze the names.
+    # Throughput and AR are left to the caller's summary and the JSON: more columns would not
+    # fit an 80-column terminal.
     names_width = max((len(name) for name in results), default=7)
     table.add_column("dataset", no_wrap=True, min_width=names_width)
-    for column in ("AP", "AP50", "AP75", "AR", "PCK", "PCK@0.1", "AUC", "EPE"):
+    for column in ("AP", "AP50", "AP75", "PCK", "PCK@0.1", "AUC", "EPE"):
         table.add_column(column, justify="right")
     for name, report in results.items():
         oks = report.get("oks", {})
@@ -85,7 +86,7 @@ def validation_table(title: str, results: dict[str, Any]) -> Table:
         def fmt(source: dict, key: str, digits: int = 3) -> str:
             return f"{source[key]:.{digits}f}" if key in source else "-"
 
-        table.add_row(name, fmt(oks, "AP"), fmt(oks, "AP50"), fmt(oks, "AP75"), fmt(oks, "AR"),
+        table.add_row(name, fmt(oks, "AP"), fmt(oks, "AP50"), fmt(oks, "AP75"),
                       fmt(pck, pck_key), fmt(pck, strict_key), fmt(pck, "AUC"),
                       fmt(pck, "EPE", 2))
     return table

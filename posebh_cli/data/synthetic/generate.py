@@ -36,7 +36,7 @@ from posebh_cli.data.synthetic.render import IMAGE_SIZES, render_image
 from posebh_cli.errors import PosebhError
 from posebh_cli.io.atomic import atomic_write_json
 
-GENERATOR_VERSION = "1.1"
+GENERATOR_VERSION = "1.2"
 DEFAULT_IMAGES_PER_FAMILY = 1500
 VAL_FRACTION = 0.1
 FAMILIES = ("human", "animal", "hand")

@@ -1,4 +1,5 @@
-"""Render one synthetic image: background, 1-3 posed figures of one family, occluders, noise.
+"""Render one synthetic image: background, 1-3 posed figures of one family (mostly one),
+occluders, noise.
 
 Visibility comes from the pixels, not from guesses: every part is also drawn into an id buffer
 (painter's order, far to near), so after the last occluder a keypoint is visible (v=2) exactly
@@ -58,8 +59,8 @@ def _view(family: str, rng: np.random.Generator) -> tuple[float, float, float]:
         yaw = rng.choice([-90.0, 90.0]) + rng.normal(0, 30) if rng.random() < 0.8 \
             else rng.uniform(-180, 180)
         return yaw, rng.uniform(-25, 10), rng.normal(0, 10)
-    return rng.uniform(-60, 60) + (180 if rng.random() < 0.2 else 0), \
-        rng.uniform(-40, 40), rng.uniform(-100, 100)
+    return rng.uniform(-60, 60) + (180 if rng.random() < 0.1 else 0), \
+        rng.uniform(-40, 40), rng.uniform(-60, 60)
 
 
 @dataclass
@@ -237,7 +238,7 @@ def render_image(family: str, rng: np.random.Generator) -> tuple[np.ndarray, lis
     skeleton = FAMILY_SKELETON[family]
     concepts = concept_index(skeleton)
     image = textured_background(rng, h, w)
-    count = int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
+    count = int(rng.choice([1, 2, 3], p=[0.6, 0.3, 0.1]))
     lo, hi = {1: (0.45, 0.95), 2: (0.35, 0.7), 3: (0.28, 0.55)}[count]
     targets = rng.uniform(lo, hi, size=count) * min(h, w)
     stick = max(1, int(targets.mean() * 0.03))
@@ -269,7 +270,7 @@ def _draw_occluders(rng, image: np.ndarray, ids: np.ndarray, boxes: list[np.ndar
     """Random textured polygons over some figures (joints under them become v=1)."""
     h, w = image.shape[:2]
     for n, box in enumerate(boxes):
-        if rng.random() >= 0.4:
+        if rng.random() >= 0.25:
             continue
         size = max(box[2] - box[0], box[3] - box[1])
         x, y = rng.uniform(box[:2], box[2:])
