@@ -62,6 +62,13 @@ class TrainProgress:
                                                      f"'{span.config.name}'", results))
 
 
+STRICT_PCK_KEYS = ("PCK@0.1", "PCKh@0.1")  # shown beside the protocol threshold
+
+
+def _fmt(source: dict, key: str, digits: int = 3) -> str:
+    return f"{source[key]:.{digits}f}" if key in source else "-"
+
+
 def validation_table(title: str, results: dict[str, Any]) -> Table:
     """One row per dataset: OKS AP/AP50/AP75, or PCK/AUC/EPE for hands (AR is in the JSON).
 
@@ -75,18 +82,12 @@ def validation_table(title: str, results: dict[str, Any]) -> Table:
     for column in ("AP", "AP50", "AP75", "PCK", "PCK@0.1", "AUC", "EPE"):
         table.add_column(column, justify="right")
     for name, report in results.items():
-        oks = report.get("oks", {})
-        pck = dict(report.get("pck", {}))
-        strict = {key: pck[key] for key in ("PCK@0.1", "PCKh@0.1") if key in pck}
+        oks, pck = report.get("oks", {}), report.get("pck", {})
+        strict_key = next((key for key in STRICT_PCK_KEYS if key in pck), STRICT_PCK_KEYS[0])
         # The protocol key names its threshold (e.g. "PCK@0.2", or PCKh's "PCKh@0.5").
-        pck_key = next((key for key in pck if key.startswith("PCK") and key not in strict),
+        pck_key = next((key for key in pck if key.startswith("PCK") and key != strict_key),
                        "PCK")
-        strict_key = next(iter(strict), "PCK@0.1")
-
-        def fmt(source: dict, key: str, digits: int = 3) -> str:
-            return f"{source[key]:.{digits}f}" if key in source else "-"
-
-        table.add_row(name, fmt(oks, "AP"), fmt(oks, "AP50"), fmt(oks, "AP75"),
-                      fmt(pck, pck_key), fmt(pck, strict_key), fmt(pck, "AUC"),
-                      fmt(pck, "EPE", 2))
+        table.add_row(name, _fmt(oks, "AP"), _fmt(oks, "AP50"), _fmt(oks, "AP75"),
+                      _fmt(pck, pck_key), _fmt(pck, strict_key), _fmt(pck, "AUC"),
+                      _fmt(pck, "EPE", 2))
     return table
