@@ -3,12 +3,15 @@
 fc1 D -> 4D, GELU, then a shared fc2 4D -> D - P and one expert Linear(4D, P) per dataset; the
 output is concat(shared, expert of the sample's dataset). Routing is by a `dataset_idx (B,)` tensor.
 
-Routing choice (gather + batched matmul): the expert weights of each sample are gathered,
-(E, P, 4D) -> (B, P, 4D), and applied with one `baddbmm`. This costs the FLOPs of ONE expert per
-sample (computing all E experts and selecting would cost E times the expert FLOPs: +37% FFN work
-for ViT-B with 6 datasets) and has no data-dependent shapes (a per-dataset index_select loop would
-need host syncs and breaks torch.compile graphs). The gathered weights are (B, P, 4D), the size of
-one hidden activation when P equals the token count, which is affordable.
+Routing choice (one-hot matmul + batched matmul): each sample's expert weights are selected as
+one_hot(dataset_idx) (B, E) @ expert_weight (E, P*4D) -> (B, P, 4D) and applied with one
+`baddbmm`. This costs the FLOPs of ONE expert per sample (computing all E experts and selecting
+would cost E times the expert FLOPs: +37% FFN work for ViT-B with 6 datasets) and has no
+data-dependent shapes (a per-dataset index_select loop needs host syncs and breaks torch.compile
+graphs). Selecting by indexing (`expert_weight[dataset_idx]`) gives the same values, but its
+backward is an accumulating index_put that serialises over the batch: on 2 CPU cores it took a
+fifth of the tiny backbone's step; the one-hot product's backward is one small GEMM
+(benchmarks/moe_routing.py). Multiplying by exact 0/1 keeps the selection exact.
 """
 
 from __future__ import annotations
@@ -71,8 +74,11 @@ class MoEMlp(nn.Module):
         """x: (B, N, D); dataset_idx: (B,) int64 in [0, E). Returns (B, N, D)."""
         hidden = self.norm(self.drop1(self.act(self.fc1(x))))  # (B, N, 4D)
         shared = self.fc2(hidden)  # (B, N, D - P)
-        weight = self.expert_weight[dataset_idx]  # (B, P, 4D): this sample's expert
-        bias = self.expert_bias[dataset_idx].unsqueeze(1)  # (B, 1, P)
+        batch = x.shape[0]
+        one_hot = nn.functional.one_hot(dataset_idx, self.num_experts).to(hidden.dtype)  # (B, E)
+        weight = (one_hot @ self.expert_weight.flatten(1).to(hidden.dtype)).view(
+            batch, self.expert_dim, -1)  # (B, P, 4D): this sample's expert
+        bias = (one_hot @ self.expert_bias.to(hidden.dtype)).unsqueeze(1)  # (B, 1, P)
         expert = torch.baddbmm(bias, hidden, weight.transpose(1, 2))  # (B, N, P)
         out = torch.cat([shared, expert.to(shared.dtype)], dim=-1)
         return self.drop2(out)
