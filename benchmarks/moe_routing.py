@@ -25,8 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-from posebh_cli.io.atomic import atomic_write_json
+from report import emit
 
 # name, batch, tokens, dim D, expert slice P, experts E
 SHAPES = (
@@ -124,10 +123,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON")
     args = parser.parse_args()
-    result = run(args)
-    print_table(result)
-    if args.out:
-        atomic_write_json(args.out, result)
+    emit(run(args), print_table, args.out)
 
 
 if __name__ == "__main__":

@@ -32,13 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from report import emit
 
 from posebh_cli.codecs.encode import encode
 from posebh_cli.data.transforms import normalize_images
 from posebh_cli.engine.build import build_recipe_model, type_table_of
 from posebh_cli.engine.optim import build_optimizer
 from posebh_cli.engine.train_step import StepSettings, compute_losses
-from posebh_cli.io.atomic import atomic_write_json
 from posebh_cli.models.posebh import group_samples_by_dataset
 from posebh_cli.recipe import PARTS, StageConfig, load_recipe
 
@@ -195,11 +195,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument("--out", type=Path, default=None, help="write the result as JSON")
     args = parser.parse_args()
-    result = run(args)
-    print_table(result)
-    if args.out:
-        atomic_write_json(args.out, result)
-        print(f"wrote {args.out}")
+    emit(run(args), print_table, args.out)
 
 
 if __name__ == "__main__":
