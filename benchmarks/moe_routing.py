@@ -27,6 +27,8 @@ from pathlib import Path
 import torch
 from report import emit
 
+from posebh_cli.models.moe import select_experts
+
 # name, batch, tokens, dim D, expert slice P, experts E
 SHAPES = (
     ("tiny recipe layer", 64, 48, 192, 48, 3),
@@ -41,10 +43,9 @@ def route_index(hidden, weight, bias, dataset_idx):
 
 
 def route_one_hot(hidden, weight, bias, dataset_idx):
-    """Same result as route_index, selecting with a one-hot matrix product (moe.py)."""
-    one_hot = torch.nn.functional.one_hot(dataset_idx, weight.shape[0]).to(hidden.dtype)
-    selected = (one_hot @ weight.flatten(1)).view(len(dataset_idx), weight.shape[1], -1)
-    return torch.baddbmm((one_hot @ bias).unsqueeze(1), hidden, selected.transpose(1, 2))
+    """Same result as route_index, selecting as MoEMlp does (moe.select_experts)."""
+    selected, selected_bias = select_experts(weight, bias, dataset_idx, hidden.dtype)
+    return torch.baddbmm(selected_bias, hidden, selected.transpose(1, 2))
 
 
 ROUTINGS: dict[str, Callable] = {"index": route_index, "one_hot": route_one_hot}

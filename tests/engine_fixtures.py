@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from engine_recipes import dataset_blocks
 
 TINY_RECIPE = """\
 name = "tiny_test"
@@ -62,21 +63,6 @@ steps = 3
 prototypes = "learn"
 """
 
-DATASET_BLOCK = """
-[[datasets]]
-name = "synth_{family}"
-skeleton = "{skeleton}"
-format = "synthetic"
-root = "{root}"
-encoding = "udp"
-half_body = {half_body}
-train = {{ ann = "annotations/{family}_train.json", images = "images/{family}/train" }}
-val = {{ ann = "annotations/{family}_val.json", images = "images/{family}/val" }}
-"""
-
-FAMILY_SKELETONS = {"human": "coco", "animal": "ap10k", "hand": "onehand10k"}
-
-
 @dataclass(frozen=True)
 class TinyRun:
     root: Path  # the fixture's folder (chdir here to make runs/latest the default run)
@@ -86,10 +72,7 @@ class TinyRun:
 
 
 def tiny_recipe_text(data_root: Path) -> str:
-    blocks = "".join(DATASET_BLOCK.format(family=f, skeleton=s, root=data_root.as_posix(),
-                                          half_body="false" if f == "hand" else "true")
-                     for f, s in FAMILY_SKELETONS.items())
-    return TINY_RECIPE.format(datasets=blocks)
+    return TINY_RECIPE.format(datasets=dataset_blocks(data_root))
 
 
 def train_tiny_run(root: Path) -> TinyRun:

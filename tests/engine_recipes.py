@@ -16,16 +16,9 @@ FAMILIES = {"human": "coco", "animal": "ap10k", "hand": "onehand10k"}
 STAGE_STEPS = 3
 
 
-def recipe_text(data_root: Path, *, name: str = "tiny_engine", stages: str | None = None,
-                train_extra: str = "", optimizer_extra: str = "",
-                datasets: tuple[str, ...] = tuple(FAMILIES)) -> str:
-    """TOML of a tiny 3-dataset recipe over the synthetic data in `data_root`.
-
-    stages: replaces the default three [[stages]] tables (each STAGE_STEPS steps).
-    """
-    blocks = []
-    for family in datasets:
-        blocks.append(f"""
+def dataset_blocks(data_root: Path, datasets: tuple[str, ...] = tuple(FAMILIES)) -> str:
+    """The [[datasets]] tables "synth_<family>" over the synthetic data in `data_root`."""
+    return "".join(f"""
 [[datasets]]
 name = "synth_{family}"
 skeleton = "{FAMILIES[family]}"
@@ -35,7 +28,16 @@ encoding = "udp"
 half_body = {"false" if family == "hand" else "true"}
 train = {{ ann = "annotations/{family}_train.json", images = "images/{family}/train" }}
 val = {{ ann = "annotations/{family}_val.json", images = "images/{family}/val" }}
-""")
+""" for family in datasets)
+
+
+def recipe_text(data_root: Path, *, name: str = "tiny_engine", stages: str | None = None,
+                train_extra: str = "", optimizer_extra: str = "",
+                datasets: tuple[str, ...] = tuple(FAMILIES)) -> str:
+    """TOML of a tiny 3-dataset recipe over the synthetic data in `data_root`.
+
+    stages: replaces the default three [[stages]] tables (each STAGE_STEPS steps).
+    """
     if stages is None:
         stages = f"""
 [[stages]]
@@ -89,7 +91,7 @@ checkpoint_every = 2
 
 [eval]
 batch_size = 8
-{"".join(blocks)}
+{dataset_blocks(data_root, datasets)}
 {stages}
 """
 

@@ -20,6 +20,15 @@ import torch
 from torch import Tensor, nn
 
 
+def select_experts(weight: Tensor, bias: Tensor, dataset_idx: Tensor,
+                   dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Each sample's expert: weight (E, P, 4D), bias (E, P), dataset_idx (B,) -> (B, P, 4D),
+    (B, 1, P) in `dtype`, by an exact one-hot product (see the routing choice above)."""
+    one_hot = nn.functional.one_hot(dataset_idx, weight.shape[0]).to(dtype)  # (B, E)
+    selected = (one_hot @ weight.flatten(1).to(dtype)).view(len(dataset_idx), *weight.shape[1:])
+    return selected, (one_hot @ bias.to(dtype)).unsqueeze(1)
+
+
 class MoEMlp(nn.Module):
     """FFN with a shared output slice and per-dataset expert slices.
 
@@ -74,11 +83,8 @@ class MoEMlp(nn.Module):
         """x: (B, N, D); dataset_idx: (B,) int64 in [0, E). Returns (B, N, D)."""
         hidden = self.norm(self.drop1(self.act(self.fc1(x))))  # (B, N, 4D)
         shared = self.fc2(hidden)  # (B, N, D - P)
-        batch = x.shape[0]
-        one_hot = nn.functional.one_hot(dataset_idx, self.num_experts).to(hidden.dtype)  # (B, E)
-        weight = (one_hot @ self.expert_weight.flatten(1).to(hidden.dtype)).view(
-            batch, self.expert_dim, -1)  # (B, P, 4D): this sample's expert
-        bias = (one_hot @ self.expert_bias.to(hidden.dtype)).unsqueeze(1)  # (B, 1, P)
+        weight, bias = select_experts(self.expert_weight, self.expert_bias, dataset_idx,
+                                      hidden.dtype)  # (B, P, 4D), (B, 1, P)
         expert = torch.baddbmm(bias, hidden, weight.transpose(1, 2))  # (B, N, P)
         out = torch.cat([shared, expert.to(shared.dtype)], dim=-1)
         return self.drop2(out)
