@@ -38,6 +38,9 @@ class ModelConfig:
     input_size: tuple[int, int] = rule((256, 192), min=16, help="(height, width)")
     heatmap_size: tuple[int, int] = rule((64, 48), min=4, help="(height, width)")
     patch_size: int = rule(16, min=2)
+    stem_channels: tuple[int, ...] = rule(
+        (), min=1, help="conv stem widths (log2(patch_size) stride-2 convs); empty = patch conv")
+    pos_embed_init: str = rule("random", choices=("random", "sincos"))
     moe: bool = True
     expert_dim: int = rule(192, min=1, help="P: output rows of each dataset expert")
     drop_path: float = rule(0.3, min=0.0, max=1.0)
@@ -250,6 +253,11 @@ def _validate_semantics(recipe: Recipe, source: str) -> None:
             raise PosebhError(
                 f"{source}: model.heatmap_size[{axis}]: expected {expected} (input / patch x "
                 f"2^head_deconvs), got {hm}")
+    stem = len(model.stem_channels)
+    if stem and 2**stem != model.patch_size:
+        raise PosebhError(f"{source}: model.stem_channels: {stem} stride-2 convs give a stride of "
+                          f"{2**stem}; model.patch_size {model.patch_size} needs "
+                          f"{model.patch_size.bit_length() - 1} widths")
     if model.moe and model.expert_dim >= _backbone_dim(model.backbone):
         raise PosebhError(f"{source}: model.expert_dim: must be smaller than the backbone width "
                           f"{_backbone_dim(model.backbone)}")

@@ -3,9 +3,10 @@ prototype table (METHOD.md §1).
 
 `build_model(model_cfg, datasets)` reads these attributes of `model_cfg` (the recipe's model
 section): backbone (tiny/small/base/large/huge), input_size (H, W), heatmap_size (h, w),
-patch_size, moe (bool), expert_dim (P; None or 0 = the arch default), drop_path (None = the arch
-default), head_channels, head_deconvs, embed_head_channels, embedding_dim (F; 0 = no embedding
-head and no prototypes, a plain ViTPose++ model), prototypes_per_type (M), seed.
+patch_size, stem_channels (() = the patch conv), pos_embed_init, moe (bool), expert_dim (P; None
+or 0 = the arch default), drop_path (None = the arch default), head_channels, head_deconvs,
+embed_head_channels, embedding_dim (F; 0 = no embedding head and no prototypes, a plain ViTPose++
+model), prototypes_per_type (M), seed.
 `head_softmax_sigma`: the target sigma of heads trained with the softmax-CE keypoint loss (their
 outputs are logits), None for MSE heads.
 """
@@ -180,6 +181,8 @@ def build_model(
         num_experts=len(datasets) if model_cfg.moe else 0,
         expert_dim=expert_dim,
         drop_path=_attr(model_cfg, "drop_path"),
+        stem_channels=tuple(_attr(model_cfg, "stem_channels", ()) or ()),
+        pos_embed_init=str(_attr(model_cfg, "pos_embed_init", "random")),
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)  # reproducible weights without touching the caller's RNG

@@ -3,6 +3,9 @@
 No cls token, learned position embedding, patch embedding Conv2d(3, D, p, stride p, padding 2) as
 in ViTPose, final LayerNorm(eps 1e-6); output (B, D, H/p, W/p). With `num_experts > 0` every FFN
 is the ViTPose++ mixture of experts (posebh_cli.models.moe), routed by `dataset_idx (B,)`.
+For models trained from scratch, `stem_channels` swaps the patch conv for a convolutional stem
+(models/conv_stem.py) and `pos_embed_init = "sincos"` starts the position embedding from MAE's
+sin-cos table (models/pos_embed.py); the defaults are ViTPose's.
 """
 
 from __future__ import annotations
@@ -15,11 +18,14 @@ import torch
 from torch import Tensor, nn
 
 from posebh_cli.errors import PosebhError
+from posebh_cli.models.conv_stem import ConvStem
 from posebh_cli.models.moe import MoEMlp
+from posebh_cli.models.pos_embed import sincos_2d
 from posebh_cli.timm_import import import_timm
 
 _timm = import_timm()
 _vit_module = _timm.models.vision_transformer
+POS_EMBED_INITS = ("random", "sincos")
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class ViTConfig:
     num_experts: int = 0  # 0: plain FFN; E > 0: ViTPose++ MoE with E experts
     expert_dim: int | None = None  # None: the arch default
     drop_path: float | None = None  # None: the arch default
+    stem_channels: tuple[int, ...] = ()  # () = the patch conv; else ConvStem widths, 2^n = p
+    pos_embed_init: str = "random"  # "random" (timm) or "sincos" (MAE's table, trainable)
 
     @property
     def spec(self) -> ArchSpec:
@@ -95,6 +103,15 @@ class PoseViT(_vit_module.VisionTransformer):
             raise PosebhError(
                 f"model.input_size {config.img_size} must be divisible by model.patch_size {p}"
             )
+        stem = tuple(config.stem_channels)
+        if stem and 2 ** len(stem) != p:
+            raise PosebhError(
+                f"model.stem_channels {list(stem)}: {len(stem)} stride-2 convs give a stride of "
+                f"{2 ** len(stem)}, but model.patch_size is {p}; give log2(patch_size) widths"
+            )
+        if config.pos_embed_init not in POS_EMBED_INITS:
+            raise PosebhError(f"model.pos_embed_init '{config.pos_embed_init}': expected one of "
+                              f"{', '.join(POS_EMBED_INITS)}")
         mlp_layer: type[nn.Module] | partial = _timm.layers.Mlp
         if config.num_experts > 0:
             expert_dim = config.expert_dim if config.expert_dim is not None else spec.expert_dim
@@ -117,15 +134,21 @@ class PoseViT(_vit_module.VisionTransformer):
             mlp_layer=mlp_layer,
         )
         self.config = config
-        # ViTPose's patch conv has padding 2: (H + 4 - p) // p + 1 == H / p for p > 4.
         old = self.patch_embed.proj
-        self.patch_embed.proj = nn.Conv2d(
-            old.in_channels, old.out_channels, p, stride=p, padding=patch_padding(p)
-        )
-        with torch.no_grad():
-            self.patch_embed.proj.weight.copy_(old.weight)
-            self.patch_embed.proj.bias.copy_(old.bias)
+        if stem:
+            self.patch_embed.proj = ConvStem(stem, old.out_channels, old.in_channels)
+        else:
+            # ViTPose's patch conv has padding 2: (H + 4 - p) // p + 1 == H / p for p > 4.
+            self.patch_embed.proj = nn.Conv2d(
+                old.in_channels, old.out_channels, p, stride=p, padding=patch_padding(p)
+            )
+            with torch.no_grad():
+                self.patch_embed.proj.weight.copy_(old.weight)
+                self.patch_embed.proj.bias.copy_(old.bias)
         self.grid_size: tuple[int, int] = (height // p, width // p)
+        if config.pos_embed_init == "sincos":
+            with torch.no_grad():
+                self.pos_embed.copy_(sincos_2d(self.grid_size, spec.embed_dim)[None])
 
     def forward(self, x: Tensor, dataset_idx: Tensor | None = None) -> Tensor:  # type: ignore[override]
         """x: (B, 3, H, W); dataset_idx: (B,) int64 (needed with MoE). Returns (B, D, H/p, W/p)."""

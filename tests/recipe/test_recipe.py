@@ -87,6 +87,10 @@ def test_absolute_paths(tmp_path):
     (("heatmap_size = [32, 24]", "heatmap_size = [30, 24]"), "model.heatmap_size[0]: expected 32"),
     (("name = \"mini\"", "name = \"mini\"\nsed = 1"), "sed: unknown key; did you mean 'seed'?"),
     (("input_size = [128, 96]", "input_size = 128"), "model.input_size: expected a list of 2 values"),
+    (("moe = false", "stem_channels = [16, 32, 64]"), "model.stem_channels: 3 stride-2 convs give a stride of 8; model.patch_size 16 needs 4 widths"),
+    (("moe = false", "stem_channels = [16, 0, 64, 128]"), "model.stem_channels: expected a value >= 1, got 0"),
+    (("moe = false", "stem_channels = 'wide'"), "model.stem_channels: expected a list of integers"),
+    (("moe = false", "pos_embed_init = 'fourier'"), "model.pos_embed_init: expected one of random, sincos"),
 ])
 def test_bad_recipes_name_the_key(tmp_path, edit, needle):
     path = write(tmp_path, MINIMAL.replace(*edit, 1))
