@@ -110,7 +110,7 @@ class TrainConfig:
     checkpoint_every: int = rule(1000, min=0, help="steps; 0 = stage ends only")
     log_every: int = rule(20, min=1)
     cache_images: bool = rule(False, help="keep decoded images in memory (small datasets)")
-    compile: bool = False
+    compile: bool = rule(False, help="torch.compile the backbone (for GPUs; slower on small CPUs)")
 
 
 @dataclass(frozen=True)
