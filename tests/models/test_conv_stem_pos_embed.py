@@ -9,23 +9,14 @@ import torch
 
 from posebh_cli.errors import PosebhError
 from posebh_cli.models.conv_stem import ConvStem
-from posebh_cli.models.pos_embed import sincos_2d
 from posebh_cli.models.vit import PoseViT, ViTConfig, merge_expert
 
 
-def test_sincos_table_matches_hand_computed_entries() -> None:
-    table = sincos_2d((2, 3), 8)  # dim / 4 = 2 frequencies: 1 and 10000^(-1/2) = 0.01
-    assert table.shape == (6, 8)
-    y, x = 1, 2  # row-major token 1 * 3 + 2
-    expected = [math.sin(y), math.sin(0.01 * y), math.cos(y), math.cos(0.01 * y),
-                math.sin(x), math.sin(0.01 * x), math.cos(x), math.cos(0.01 * x)]
-    assert table[5].tolist() == pytest.approx(expected, abs=1e-7)
-    assert table[0].tolist() == pytest.approx([0, 0, 1, 1, 0, 0, 1, 1])
-
-
-def test_sincos_needs_a_width_divisible_by_four() -> None:
-    with pytest.raises(ValueError, match="divisible by 4"):
-        sincos_2d((2, 2), 6)
+def _sincos_entry(y: int, x: int, dim: int) -> list[float]:
+    """MAE's 2-D sin-cos row of token (y, x) in timm's order [sin y, sin x, cos y, cos x]."""
+    omegas = [10000 ** (-i / (dim // 4)) for i in range(dim // 4)]
+    return ([math.sin(y * w) for w in omegas] + [math.sin(x * w) for w in omegas]
+            + [math.cos(y * w) for w in omegas] + [math.cos(x * w) for w in omegas])
 
 
 def test_stem_keeps_the_patch_grid_and_shape() -> None:
@@ -42,7 +33,11 @@ def test_backbone_with_stem_and_sincos_start() -> None:
     torch.manual_seed(0)
     model = PoseViT(config).eval()
     assert isinstance(model.patch_embed.proj, ConvStem)
-    assert torch.equal(model.pos_embed[0], sincos_2d((4, 3), 192))
+    table = model.pos_embed[0]  # (4 * 3, 192): a 64x48 input at patch 16
+    assert table.shape == (12, 192)
+    assert table[0].tolist() == pytest.approx(_sincos_entry(0, 0, 192), abs=1e-6)
+    assert table[1 * 3 + 2].tolist() == pytest.approx(_sincos_entry(1, 2, 192), abs=1e-6)
+    assert table[11].tolist() == pytest.approx(_sincos_entry(3, 2, 192), abs=1e-6)
     assert model.pos_embed.requires_grad  # a starting value, still learned
     images, idx = torch.randn(2, 3, 64, 48), torch.tensor([0, 2])
     out = model(images, idx)
