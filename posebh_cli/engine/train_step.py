@@ -16,7 +16,7 @@ from torch import Tensor
 from posebh_cli.losses.css import CssInput, css_loss
 from posebh_cli.losses.keypoint import multi_head_keypoint_loss
 from posebh_cli.losses.prototype import prototype_heatmap_loss, prototype_loss
-from posebh_cli.models.posebh import PoseBHModel
+from posebh_cli.models.posebh import PoseBHModel, select_samples
 from posebh_cli.models.prototype_learning import DatasetPixels, learn_prototypes
 from posebh_cli.models.prototypes import similarity_to_heatmaps
 from posebh_cli.recipe import LossConfig, PrototypeConfig, StageConfig
@@ -82,7 +82,7 @@ def compute_losses(
                 continue
             index = out["sample_indices"][name]
             k = model.heads[name].num_keypoints
-            emb_d = embeddings.index_select(0, index)  # (B_d, F, H, W)
+            emb_d = select_samples(embeddings, index)  # (B_d, F, H, W)
             similarity = table.similarity(emb_d, model.type_ids(d))
             hm_d, w_d = target_heatmaps[index, :k], target_weights[index, :k]
             similarities.append(similarity)
@@ -127,8 +127,8 @@ def _css_term(model: PoseBHModel, out: dict, embeddings: Tensor, settings: StepS
         index = torch.cat(others)
         with torch.autocast(features.device.type, dtype=autocast_dtype or torch.float32,
                             enabled=autocast_dtype is not None):
-            head = model.run_head(d, features.index_select(0, index)).float()
-        emb = embeddings.index_select(0, index)
+            head = model.run_head(d, select_samples(features, index)).float()
+        emb = select_samples(embeddings, index)
         similarity = model.prototype_table.similarity(emb, model.type_ids(d))
         decoded = model.heads[name].to_heatmaps(head.detach())
         inputs.append(CssInput(int(model.type_offsets[d]), head, similarity, emb, decoded))

@@ -36,6 +36,17 @@ def group_samples_by_dataset(dataset_idx: Tensor, num_datasets: int) -> list[Ten
     return [order[dataset_idx == d] for d in range(num_datasets)]
 
 
+def select_samples(maps: Tensor, index: Tensor) -> Tensor:
+    """maps (B, C, h, w)[index] -> (B', C, h, w), in channels-last memory when `maps` is.
+
+    index_select alone returns the usual (NCHW) layout: the next conv would convert it back, and
+    per-pixel reductions over C (the prototype similarity) run ~6x slower across channel planes.
+    """
+    if maps.dim() == 4 and maps.is_contiguous(memory_format=torch.channels_last):
+        return maps.permute(0, 2, 3, 1).index_select(0, index).permute(0, 3, 1, 2)
+    return maps.index_select(0, index)
+
+
 class PoseBHModel(nn.Module):
     """Backbone -> per-dataset heatmap heads and (optionally) the embedding head.
 
@@ -64,6 +75,13 @@ class PoseBHModel(nn.Module):
             persistent=False,
         )
         self.frozen: set[str] = set()
+        # Head convolutions in channels-last (NHWC) order, oneDNN's and cuDNN's fast layout: on
+        # 2 CPU cores a 64 -> 64 deconv (batch 64, 16x12 -> 32x24) runs forward + backward in
+        # 18 ms instead of 32 ms. The ViT's (B, N, D) tokens already are a channels-last
+        # (B, D, h, w) map, so no copy feeds the heads.
+        heads.to(memory_format=torch.channels_last)
+        if embedding_head is not None:
+            embedding_head.to(memory_format=torch.channels_last)
 
     @property
     def dataset_names(self) -> list[str]:
@@ -110,7 +128,7 @@ class PoseBHModel(nn.Module):
             if index.numel() == 0:
                 continue
             index = index.to(features.device, non_blocking=True)
-            heatmaps[name] = head(features.index_select(0, index))
+            heatmaps[name] = head(select_samples(features, index))
             sample_indices[name] = index
         embeddings = None
         if with_embeddings and self.embedding_head is not None:

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from posebh_cli.models.prototypes import similarity_to_heatmaps
+from posebh_cli.models.prototypes import PHM_MAX, PHM_MIN
 from posebh_cli.ops import momentum_update_prototypes, segmented_sinkhorn
 
 
@@ -77,6 +77,21 @@ class PrototypeLearningResult:
     kept_per_type: Tensor  # (J,) int64
 
 
+def predicted_types(similarity: Tensor) -> Tensor:
+    """Each pixel's class by its prototype heatmaps: argmax_k clamp(max_m s) (B, H, W) of
+    similarity (B, K, M, H, W).
+
+    Computed as argmax over the flattened (k, m) of clamp(s) divided by M, which is the same
+    index (clamp is monotone, so max_m clamp(s) = clamp(max_m s), and both take the first k at a
+    tie) but reduces over contiguous memory when the similarity is laid out pixels-first
+    (PrototypeTable.similarity): an argmax across the K planes took 7 ms of a CPU step.
+    """
+    batch, types, prototypes, height, width = similarity.shape
+    flat = similarity.clamp(PHM_MIN, PHM_MAX).permute(0, 3, 4, 1, 2)
+    flat = flat.reshape(batch, height, width, types * prototypes)
+    return torch.div(flat.argmax(dim=-1), prototypes, rounding_mode="floor")
+
+
 @torch.no_grad()
 def label_pixels(
     similarity: Tensor,
@@ -91,7 +106,7 @@ def label_pixels(
     visible = (target_weights > 0).to(target_heatmaps.dtype)[:, :, None, None]
     confidence, local_type = (target_heatmaps.float() * visible).max(dim=1)  # (B, H, W)
     labelled = confidence > confidence_threshold
-    predicted = similarity_to_heatmaps(similarity.float()).argmax(dim=1)  # (B, H, W)
+    predicted = predicted_types(similarity.float())  # (B, H, W)
     correct = labelled & (predicted == local_type)
     return labelled, local_type, confidence, correct
 

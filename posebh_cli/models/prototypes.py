@@ -57,11 +57,16 @@ class PrototypeTable(nn.Module):
 
         embeddings: (B, F, H, W); type_ids: (T,) int64 global type ids.
         Returns (B, T, M, H, W) fp32 in [0, 1]; differentiable w.r.t. the embeddings.
+        Its memory is laid out (B, H, W, T, M) (a permuted view): that is what one GEMM of
+        pixels by prototypes writes, and every consumer reduces over M, T or both per pixel
+        (prototype heatmaps, argmax classes, PPC logits), which is fast over the innermost
+        dimensions and slow across pixel planes.
         """
         with torch.autocast(embeddings.device.type, enabled=False):
             unit = F.normalize(embeddings.float(), dim=1)  # (B, F, H, W)
             protos = self.prototypes[type_ids].float()  # (T, M, F)
-            return torch.einsum("bfhw,tmf->btmhw", unit, protos).abs()
+            pixels_first = torch.einsum("bfhw,tmf->bhwtm", unit, protos).abs()
+            return pixels_first.permute(0, 3, 4, 1, 2)
 
     def heatmaps(self, embeddings: Tensor, type_ids: Tensor) -> Tensor:
         """Prototype heatmaps phm (B, T, H, W) = clamp(max_m |cos|, 1e-4, 1 - 1e-4), fp32."""

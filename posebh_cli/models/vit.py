@@ -161,7 +161,8 @@ class PoseViT(_vit_module.VisionTransformer):
             tokens = block(tokens, dataset_idx)
         tokens = self.norm(tokens)
         grid_h, grid_w = self.grid_size
-        return tokens.transpose(1, 2).reshape(x.shape[0], -1, grid_h, grid_w)
+        # A channels-last view of the tokens, no copy (the heads' convs run in that layout).
+        return tokens.view(x.shape[0], grid_h, grid_w, -1).permute(0, 3, 1, 2)
 
 
 def build_vit(config: ViTConfig) -> PoseViT:
