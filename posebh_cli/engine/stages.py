@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 
 from posebh_cli.recipe import PARTS, StageConfig
@@ -34,3 +35,24 @@ def stage_at(spans: list[StageSpan], step: int) -> StageSpan:
         if span.start <= step < span.end:
             return span
     return spans[-1]
+
+
+def standing_validation(stages: Sequence[StageConfig], index: int, decoder: str,
+                        validated: Container[str]) -> str | None:
+    """The stage before `index` whose validation still holds at the end of stage `index`, or
+    None when stage `index` must validate.
+
+    It holds when that stage was validated and stage `index` trained nothing the decoder reads
+    ("heads": backbone and keypoint heads; "prototypes": backbone, embedding head and a learning
+    table). Frozen parts stay in eval mode, so their outputs are the same: METHOD.md stage 1
+    (embedding head and prototypes only) would re-validate the keypoint heads to the last digit.
+    """
+    if index == 0:
+        return None
+    stage, previous = stages[index], stages[index - 1]
+    if decoder == "heads":
+        changed = bool({"backbone", "keypoint_heads"} & set(stage.train))
+    else:
+        changed = (bool({"backbone", "embedding_head"} & set(stage.train))
+                   or stage.prototypes == "learn")
+    return None if changed or previous.name not in validated else previous.name

@@ -22,7 +22,7 @@ from posebh_cli.engine import run_dir as rd
 from posebh_cli.engine.distributed import DistInfo, average_gradients
 from posebh_cli.engine.evaluate import AUTOCAST
 from posebh_cli.engine.optim import LearningRateSchedule, apply_lr, build_optimizer
-from posebh_cli.engine.stages import StageSpan, plan_stages, stage_at
+from posebh_cli.engine.stages import StageSpan, plan_stages, stage_at, standing_validation
 from posebh_cli.engine.train_step import StepSettings, compute_losses
 from posebh_cli.errors import PosebhError
 from posebh_cli.io import checkpoint as ckpt
@@ -314,6 +314,14 @@ class Trainer:
     def validate(self, span: StageSpan) -> None:
         from posebh_cli.engine.evaluate import evaluate_recipe_dataset
 
+        previous = standing_validation([s.config for s in self.spans], span.index,
+                                       self.recipe.eval.decoder, self.state.validation)
+        if previous is not None:
+            self.hooks.on_message(f"validation after stage '{span.config.name}': the parts the "
+                                  f"{self.recipe.eval.decoder} decoder reads did not train, so "
+                                  f"stage '{previous}''s results stand")
+            self.state.validation[span.config.name] = self.state.validation[previous]
+            return
         results = {}
         was_training = self.model.training
         self.model.eval()

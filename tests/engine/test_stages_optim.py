@@ -16,7 +16,7 @@ from posebh_cli.engine.optim import (
     build_optimizer,
     parameter_groups,
 )
-from posebh_cli.engine.stages import plan_stages, stage_at
+from posebh_cli.engine.stages import plan_stages, stage_at, standing_validation
 from posebh_cli.recipe import OptimizerConfig, StageConfig
 
 
@@ -32,6 +32,22 @@ def test_plan_stages_mixes_epochs_and_steps():
     assert [stage_at(spans, step).config.name for step in (0, 19, 20, 24, 25, 27, 28)] == \
         ["a", "a", "b", "b", "c", "c", "d"]
     assert stage_at(spans, 1000).config.name == "d"  # past the end: the last stage
+
+
+def test_standing_validation_only_after_stages_that_train_nothing_the_decoder_reads():
+    stages = (StageConfig("keypoints", steps=1, train=("backbone", "keypoint_heads")),
+              StageConfig("learn", steps=1, train=("embedding_head",), prototypes="learn"),
+              StageConfig("frozen", steps=1, train=(), prototypes="frozen"),
+              StageConfig("css", steps=1, train=("keypoint_heads", "embedding_head"), css=True))
+    done = {"keypoints"}
+    assert standing_validation(stages, 0, "heads", done) is None  # nothing before it
+    assert standing_validation(stages, 1, "heads", done) == "keypoints"
+    assert standing_validation(stages, 1, "heads", set()) is None  # no result to keep
+    assert standing_validation(stages, 2, "heads", {"keypoints", "learn"}) == "learn"
+    assert standing_validation(stages, 3, "heads", {"keypoints", "learn", "frozen"}) is None
+    # The prototype decoder reads the embedding head and the table: stage 1 changes both.
+    assert standing_validation(stages, 1, "prototypes", done) is None
+    assert standing_validation(stages, 2, "prototypes", {"keypoints", "learn"}) == "learn"
 
 
 def test_warmup_ramp_stage_scale_and_step_decay():
