@@ -317,9 +317,9 @@ class Trainer:
         previous = standing_validation([s.config for s in self.spans], span.index,
                                        self.recipe.eval.decoder, self.state.validation)
         if previous is not None:
-            self.hooks.on_message(f"validation after stage '{span.config.name}': the parts the "
-                                  f"{self.recipe.eval.decoder} decoder reads did not train, so "
-                                  f"stage '{previous}''s results stand")
+            self.hooks.on_message(f"validation after stage '{span.config.name}' skipped: what the "
+                                  f"{self.recipe.eval.decoder} decoder reads did not train; the "
+                                  f"results after stage '{previous}' stand")
             self.state.validation[span.config.name] = self.state.validation[previous]
             return
         results = {}
