@@ -30,6 +30,7 @@ DATASET_FORMATS = ("coco", "aic", "mpii", "ap10k", "apt36k", "apt36k_raw", "coco
 ENCODINGS = ("msra", "udp")
 DECODERS = ("heads", "prototypes")
 HEATMAP_DECODERS = ("auto", "shift", "udp", "dark_udp")
+POS_EMBED_INITS = ("random", "sincos")  # timm's noise, or MAE's fixed 2-D sin-cos table
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class ModelConfig:
     patch_size: int = rule(16, min=2)
     stem_channels: tuple[int, ...] = rule(
         (), min=1, help="conv stem widths (log2(patch_size) stride-2 convs); empty = patch conv")
-    pos_embed_init: str = rule("random", choices=("random", "sincos"))
+    pos_embed_init: str = rule("random", choices=POS_EMBED_INITS)
     moe: bool = True
     expert_dim: int = rule(192, min=1, help="P: output rows of each dataset expert")
     drop_path: float = rule(0.3, min=0.0, max=1.0)

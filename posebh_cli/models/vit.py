@@ -23,11 +23,11 @@ from torch import Tensor, nn
 from posebh_cli.errors import PosebhError
 from posebh_cli.models.conv_stem import ConvStem
 from posebh_cli.models.moe import MoEMlp
+from posebh_cli.recipe import POS_EMBED_INITS
 from posebh_cli.timm_import import import_timm
 
 _timm = import_timm()
 _vit_module = _timm.models.vision_transformer
-POS_EMBED_INITS = ("random", "sincos")
 
 
 @dataclass(frozen=True)
