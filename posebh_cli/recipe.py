@@ -146,6 +146,8 @@ class DatasetConfig:
     ratio: float | None = rule(None, gt=0.0, help="sampling weight; omit everywhere = by size")
     encoding: str = rule("msra", choices=ENCODINGS)
     half_body: bool = True
+    box_padding: float | None = rule(None, gt=0.0,
+                                     help="crop = box x this; omit = augment.box_padding")
 
     @property
     def reader(self) -> str:
@@ -194,6 +196,15 @@ class Recipe:
         from posebh_cli.skeletons.registry import unknown_name_error
 
         raise unknown_name_error("dataset", name, [d.name for d in self.datasets])
+
+    def box_padding(self, name: str) -> float:
+        """Crop size / box size for dataset `name`: its own box_padding, else the augment one.
+
+        Training, evaluation and prediction crop a dataset's boxes alike, so a model sees the
+        same framing everywhere (a hand recipe may frame hands tighter than bodies).
+        """
+        own = self.dataset(name).box_padding
+        return self.augment.box_padding if own is None else own
 
     def to_table(self) -> dict[str, Any]:
         return dataclass_to_table(self)

@@ -32,7 +32,7 @@ def topdown_config(recipe: Recipe, dataset: DatasetConfig) -> TopDownConfig:
         heatmap_size=tuple(recipe.model.heatmap_size),
         sigma=recipe.loss.sigma,
         encoding=dataset.encoding,
-        box_padding=aug.box_padding,
+        box_padding=recipe.box_padding(dataset.name),
         augment=TransformAugment(
             flip_prob=aug.flip_prob,
             half_body_prob=aug.half_body_prob if dataset.half_body else 0.0,

@@ -100,7 +100,7 @@ class PosePredictor:
         self.loaded, self.device = loaded, device
         self.input_size = tuple(recipe.model.input_size)
         self.aspect_ratio = self.input_size[1] / self.input_size[0]
-        self.box_padding = recipe.augment.box_padding
+        self.box_padding = {name: recipe.box_padding(name) for name in datasets}
         self.batch_size = recipe.eval.batch_size
         self.settings: dict[str, InferenceSettings] = {}
         for name in datasets:
@@ -129,15 +129,17 @@ class PosePredictor:
         if len(boxes) == 0:
             return np.zeros((0, k, 2)), np.zeros((0, k))
         image = to_warp_layout(image)  # the evaluation loader's layout (same interpolation)
-        # float32 centre/scale like the evaluation loader's tensors: identical keypoints.
-        center, scale = (v.astype(np.float32) for v in
-                         box_to_center_scale(boxes, self.aspect_ratio, self.box_padding))
+        # As the evaluation loader: crops warped with the float64 centre/scale, keypoints mapped
+        # back with their float32 copies (its batch tensors), so the keypoints are identical.
+        center64, scale64 = box_to_center_scale(boxes, self.aspect_ratio,
+                                                self.box_padding[dataset])
+        center, scale = center64.astype(np.float32), scale64.astype(np.float32)
         keypoints, scores = [], []
         for start in range(0, len(boxes), self.batch_size):
             stop = start + self.batch_size
             crops = [warp_image(image, warp_matrix(c, s, 0.0, self.input_size, settings.udp),
                                 self.input_size)
-                     for c, s in zip(center[start:stop], scale[start:stop])]
+                     for c, s in zip(center64[start:stop], scale64[start:stop])]
             # HWC BGR(A) -> CHW RGB, alpha dropped.
             batch = torch.from_numpy(np.stack([np.ascontiguousarray(c.transpose(2, 0, 1)[2::-1])
                                                for c in crops]))

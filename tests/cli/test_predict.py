@@ -38,13 +38,21 @@ def read_video_frames(path) -> int:
     return count
 
 
-def test_predictor_matches_evaluation_records(tiny_run):  # noqa: F811
+@pytest.mark.parametrize("box_padding", [None, 1.1])
+def test_predictor_matches_evaluation_records(tiny_run, box_padding):  # noqa: F811
+    """Prediction crops boxes as evaluation does, with the dataset's own box padding if any."""
+    import dataclasses
+
     from posebh_cli.data.image_cache import read_image
     from posebh_cli.engine.evaluate import evaluate_recipe_dataset
     from posebh_cli.engine.load_run import load_run
     from posebh_cli.engine.predict_loop import PosePredictor
 
     loaded = load_run(tiny_run.run_dir, None, "cpu")
+    if box_padding is not None:
+        datasets = tuple(dataclasses.replace(d, box_padding=box_padding)
+                         if d.name == "synth_animal" else d for d in loaded.recipe.datasets)
+        loaded.recipe = dataclasses.replace(loaded.recipe, datasets=datasets)
     config = loaded.recipe.dataset("synth_animal")
     report = evaluate_recipe_dataset(loaded.model, loaded.recipe, loaded.types, config, "val",
                                      device=torch.device("cpu"), return_records=True)

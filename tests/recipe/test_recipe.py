@@ -81,6 +81,7 @@ def test_absolute_paths(tmp_path):
     (("moe = false", "moe = 'no'"), "model.moe: expected true or false"),
     (("steps = 10", "steps = 10\nlr_scale = -1.0"), "stages[0].lr_scale: expected a value > 0.0"),
     (("skeleton = \"coco\"", "skeleton = \"coco\"\nratio = -0.5"), "datasets[0].ratio: expected a value > 0.0"),
+    (("skeleton = \"coco\"", "skeleton = \"coco\"\nbox_padding = 0"), "datasets[0].box_padding: expected a value > 0.0"),
     (("skeleton = \"coco\"", "skeleton = \"cocoo\""), "datasets[0].skeleton: unknown skeleton 'cocoo' (did you mean 'coco'?)"),
     (("backbone = \"tiny\"", "backbone = \"tinny\""), "model.backbone: expected one of tiny, small, base, large, huge, got 'tinny' (did you mean 'tiny'?)"),
     (("steps = 10", "steps = 10\nepochs = 2"), "stages[0]: give exactly one of epochs"),
@@ -121,3 +122,23 @@ train = { ann = "b.json" }
 """
     with pytest.raises(PosebhError, match=r"datasets\[1\].ratio: give a ratio for every dataset"):
         load_recipe(write(tmp_path, text))
+
+
+def test_box_padding_is_per_dataset_with_the_augment_value_as_default(tmp_path):
+    from posebh_cli.engine.build import topdown_config
+
+    text = MINIMAL.replace("moe = false", "moe = false\n[augment]\nbox_padding = 1.3") + """
+[[datasets]]
+name = "hands"
+skeleton = "onehand10k"
+box_padding = 1.1
+train = { ann = "b.json" }
+"""
+    recipe = load_recipe(write(tmp_path, text), ["datasets.people.box_padding=1.2"])
+    assert recipe.box_padding("hands") == 1.1 and recipe.box_padding("people") == 1.2
+    assert topdown_config(recipe, recipe.dataset("hands")).box_padding == 1.1
+    plain = load_recipe(write(tmp_path, text))
+    assert plain.box_padding("people") == 1.3
+    assert topdown_config(plain, plain.dataset("people")).box_padding == 1.3
+    with pytest.raises(PosebhError, match="unknown dataset 'hand'"):
+        plain.box_padding("hand")
