@@ -95,7 +95,7 @@ def _assignment_figure(loaded, datasets, every, labels, image_path: Path, out: P
     assignment, similarity = pa.pixel_assignment(
         loaded.model, image, every, loaded.types.dataset_index(datasets[0]),
         input_size=tuple(loaded.recipe.model.input_size), udp=first.encoding == "udp",
-        box_padding=loaded.recipe.box_padding(first.name), device=device)
+        box_padding=loaded.recipe.box_padding(datasets[0]), device=device)
     low, high = np.percentile(similarity, [5, 99])
     strength = (similarity - low) / max(high - low, 1e-6)
     figure = figures.label_overlay(image, assignment, strength,

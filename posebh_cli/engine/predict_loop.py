@@ -100,7 +100,6 @@ class PosePredictor:
         self.loaded, self.device = loaded, device
         self.input_size = tuple(recipe.model.input_size)
         self.aspect_ratio = self.input_size[1] / self.input_size[0]
-        self.box_padding = {name: recipe.box_padding(name) for name in datasets}
         self.batch_size = recipe.eval.batch_size
         self.settings: dict[str, InferenceSettings] = {}
         for name in datasets:
@@ -132,7 +131,7 @@ class PosePredictor:
         # As the evaluation loader: crops warped with the float64 centre/scale, keypoints mapped
         # back with their float32 copies (its batch tensors), so the keypoints are identical.
         center64, scale64 = box_to_center_scale(boxes, self.aspect_ratio,
-                                                self.box_padding[dataset])
+                                                self.loaded.recipe.box_padding(dataset))
         center, scale = center64.astype(np.float32), scale64.astype(np.float32)
         keypoints, scores = [], []
         for start in range(0, len(boxes), self.batch_size):
