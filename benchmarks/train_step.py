@@ -67,7 +67,8 @@ def make_batches(recipe, model, batch_size: int, count: int, seed: int = 0) -> l
     num_kpts = [head.num_keypoints for head in model.heads.values()]
     batches = []
     for b in range(count):
-        dataset_idx = (np.arange(batch_size) + b) % len(num_kpts)
+        # sorted by dataset, as the training loader's batches are (collate_pose_batch)
+        dataset_idx = np.sort((np.arange(batch_size) + b) % len(num_kpts))
         heatmaps = torch.zeros(batch_size, max(num_kpts), *hm_size)
         weights = torch.zeros(batch_size, max(num_kpts))
         for i, d in enumerate(dataset_idx):

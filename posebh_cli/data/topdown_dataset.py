@@ -138,7 +138,7 @@ class MixedPoseDataset(Dataset):
 
 
 def collate_pose_batch(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-    """Stack samples whose skeletons may differ in size.
+    """Stack samples whose skeletons may differ in size, ordered by dataset (stable).
 
     Heatmap-like fields are zero-padded to the batch's largest K (padded weights are 0, so a loss
     weighted by `weights` ignores them); each head slices its own first K_d channels.
@@ -152,6 +152,9 @@ def collate_pose_batch(samples: Sequence[dict[str, Any]]) -> dict[str, torch.Ten
     """
     if not samples:
         raise ValueError("cannot collate an empty batch")
+    # Dataset order (stable): each dataset's samples form one run of rows, so the MoE experts
+    # and the heads work on row slices instead of gathers (models/moe.py).
+    samples = sorted(samples, key=lambda s: int(s["dataset_idx"]))
     num_kpts = [int(s["heatmaps"].shape[0]) for s in samples]
     k_max = max(num_kpts)
     b = len(samples)

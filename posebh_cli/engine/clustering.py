@@ -105,11 +105,9 @@ def extract_keypoint_embeddings(
     done = 0
     for batch in loader:
         images = normalize_images(batch["image"].to(device))
-        dataset_idx = torch.full((images.shape[0],), dataset_index, dtype=torch.int64,
-                                 device=device)
         with torch.autocast(device.type, dtype=autocast_dtype or torch.float32,
                             enabled=autocast_dtype is not None):
-            embedding_map = model.embedding_head(model.backbone(images, dataset_idx))
+            embedding_map = model.embedding_head(model.dataset_features(images, dataset_index))
         num_keypoints = int(batch["num_keypoints"].max())
         points = heatmap_locations(batch["keypoints"][:, :num_keypoints, :2],
                                    config.input_size, config.heatmap_size, config.encoding)

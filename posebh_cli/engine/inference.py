@@ -33,13 +33,11 @@ def predict_heatmaps(model: PoseBHModel, images: torch.Tensor,
                      settings: InferenceSettings) -> torch.Tensor:
     """images: (B, 3, H, W) normalised -> heatmaps (B, K, h, w) fp32 (flip-averaged if asked)."""
     device = images.device
-    dataset_idx = torch.full((images.shape[0],), settings.dataset_index, dtype=torch.int64,
-                             device=device)
 
     def run(batch: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device.type, dtype=settings.autocast_dtype or torch.float32,
                             enabled=settings.autocast_dtype is not None):
-            features = model.backbone(batch, dataset_idx)
+            features = model.dataset_features(batch, settings.dataset_index)
             if settings.decoder == "prototypes":
                 embeddings = model.embedding_head(features)
                 type_ids = model.type_ids(settings.dataset_index)

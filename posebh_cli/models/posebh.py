@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from posebh_cli.errors import PosebhError
 from posebh_cli.models.heads import EmbeddingHead, HeatmapHead
+from posebh_cli.models.moe import contiguous_group_sizes
 from posebh_cli.models.prototypes import PrototypeTable
 from posebh_cli.models.vit import PoseViT, ViTConfig
 
@@ -93,6 +94,14 @@ class PoseBHModel(nn.Module):
         start = int(self.type_offsets[dataset_index])
         return torch.arange(start, start + head.num_keypoints, device=self.type_offsets.device)
 
+    def dataset_features(self, images: Tensor, dataset_index: int) -> Tensor:
+        """Backbone features (B, D, h, w) of images (B, 3, H, W) all from one dataset (the MoE
+        experts run as one row slice)."""
+        batch = images.shape[0]
+        dataset_idx = torch.full((batch,), dataset_index, dtype=torch.int64, device=images.device)
+        sizes = tuple(batch if d == dataset_index else 0 for d in range(len(self.heads)))
+        return self.backbone(images, dataset_idx, sizes)
+
     def run_head(self, dataset_index: int, features: Tensor) -> Tensor:
         """Head of dataset `dataset_index` on any features (B', D, h, w) -> (B', K_d, H, W),
         as the keypoint loss sees it (logits for a softmax-CE head; see HeatmapHead)."""
@@ -118,17 +127,26 @@ class PoseBHModel(nn.Module):
         Returns features (B, D, h, w), embeddings (B, F, 4h, 4w) or None, heatmaps
         {name: (B_d, K_d, 4h, 4w)} for datasets present, sample_indices {name: (B_d,)}.
         """
-        features = self.backbone(images, dataset_idx)
         if sample_groups is None:
             sample_groups = group_samples_by_dataset(dataset_idx.cpu(), len(self.heads))
+        # A batch sorted by dataset (the training loader's) runs each MoE expert and each head
+        # on a slice of rows instead of gathering them.
+        sizes = (contiguous_group_sizes(sample_groups)
+                 if all(g.device.type == "cpu" for g in sample_groups) else None)
+        features = self.backbone(images, dataset_idx, sizes)
         heatmaps: dict[str, Tensor] = {}
         sample_indices: dict[str, Tensor] = {}
+        start = 0
         for d, (name, head) in enumerate(self.heads.items()):
             index = sample_groups[d]
-            if index.numel() == 0:
+            count = index.numel()
+            if count == 0:
                 continue
             index = index.to(features.device, non_blocking=True)
-            heatmaps[name] = head(select_samples(features, index))
+            rows = (features.narrow(0, start, count) if sizes is not None
+                    else select_samples(features, index))
+            start += count
+            heatmaps[name] = head(rows)
             sample_indices[name] = index
         embeddings = None
         if with_embeddings and self.embedding_head is not None:

@@ -14,6 +14,7 @@ model trained from random weights knows where each token is at step 0 (measured 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 
@@ -82,13 +83,14 @@ def patch_padding(patch_size: int) -> int:
 class RoutedBlock(_vit_module.Block):
     """timm Block whose FFN may take the per-sample dataset index (ViTPose++ MoE)."""
 
-    def forward(self, x: Tensor, dataset_idx: Tensor | None = None) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, dataset_idx: Tensor | None = None,  # type: ignore[override]
+                group_sizes: Sequence[int] | None = None) -> Tensor:
         x = x + self.drop_path1(self.ls1(self.attn(self.norm1(x))))
         hidden = self.norm2(x)
         if isinstance(self.mlp, MoEMlp):
             if dataset_idx is None:
                 raise ValueError("a MoE backbone needs dataset_idx (B,) in forward")
-            hidden = self.mlp(hidden, dataset_idx)
+            hidden = self.mlp(hidden, dataset_idx, group_sizes)
         else:
             hidden = self.mlp(hidden)
         return x + self.drop_path2(self.ls2(hidden))
@@ -153,12 +155,17 @@ class PoseViT(_vit_module.VisionTransformer):
                 table = _timm.layers.build_sincos2d_pos_embed(list(self.grid_size), spec.embed_dim)
                 self.pos_embed.copy_(table[None])  # (1, h * w, D), tokens row-major
 
-    def forward(self, x: Tensor, dataset_idx: Tensor | None = None) -> Tensor:  # type: ignore[override]
-        """x: (B, 3, H, W); dataset_idx: (B,) int64 (needed with MoE). Returns (B, D, H/p, W/p)."""
+    def forward(self, x: Tensor, dataset_idx: Tensor | None = None,  # type: ignore[override]
+                group_sizes: Sequence[int] | None = None) -> Tensor:
+        """x: (B, 3, H, W); dataset_idx: (B,) int64 (needed with MoE). Returns (B, D, H/p, W/p).
+
+        group_sizes: per-dataset sample counts when the batch is sorted by dataset (the MoE
+        experts then run on row slices, models/moe.py); None works for any order.
+        """
         tokens = self.patch_embed(x)  # (B, N, D), N = H/p * W/p
         tokens = self.pos_drop(tokens + self.pos_embed)
         for block in self.blocks:
-            tokens = block(tokens, dataset_idx)
+            tokens = block(tokens, dataset_idx, group_sizes)
         tokens = self.norm(tokens)
         grid_h, grid_w = self.grid_size
         # A channels-last view of the tokens, no copy (the heads' convs run in that layout).

@@ -83,8 +83,7 @@ def pixel_assignment(model, image: np.ndarray, type_ids: np.ndarray, dataset_ind
     crop = warp_image(image, matrix, input_size)
     batch = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)[2::-1]))[None]
     images = normalize_images(batch.to(device))
-    dataset_idx = torch.full((1,), dataset_index, dtype=torch.int64, device=device)
-    embeddings = model.embedding_head(model.backbone(images, dataset_idx))
+    embeddings = model.embedding_head(model.dataset_features(images, dataset_index))
     ids = torch.as_tensor(type_ids, dtype=torch.int64, device=device)
     similarity = model.prototype_table.similarity(embeddings, ids).amax(dim=2)[0]  # (T, h, w)
     best, labels = similarity.max(dim=0)  # (h, w)

@@ -107,6 +107,13 @@ def test_mixed_batch_pads_keypoints_and_loader_runs(image_root):
     assert batch["num_keypoints"].tolist() == [17, 21]
     assert batch["dataset_idx"].tolist() == [0, 1]
     assert (batch["weights"][0, 17:] == 0).all() and (batch["heatmaps"][0, 17:] == 0).all()
+    # Samples come out in dataset order, stable within a dataset (the MoE row slices need it).
+    reordered = collate_pose_batch([mixed[5], mixed[0], mixed[6], mixed[1]])
+    assert reordered["dataset_idx"].tolist() == [0, 0, 1, 1]
+    assert reordered["index"].tolist() == [0, 1, 0, 1]
+    assert torch.equal(reordered["heatmaps"][2], mixed[5]["heatmaps"])
+    for batch_ in batches:
+        assert batch_["dataset_idx"].tolist() == sorted(batch_["dataset_idx"].tolist())
     assert torch.equal(batch["heatmaps"][1], mixed[5]["heatmaps"])
     for key, shape in [
         ("center", (2, 2)),

@@ -1,11 +1,14 @@
-"""MoEMlp selects each sample's expert by a one-hot product: same values and gradients as
-indexing the expert table, and no gradient for the experts of absent datasets."""
+"""MoEMlp selects each sample's expert by a one-hot product, or by row slices of a batch sorted
+by dataset: both give the values and gradients of indexing the expert table, and no gradient for
+the experts of absent datasets."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from posebh_cli.models.moe import MoEMlp
+from posebh_cli.models.moe import MoEMlp, contiguous_group_sizes
+from posebh_cli.models.posebh import group_samples_by_dataset
 
 
 def _indexing_oracle(mlp: MoEMlp, x: torch.Tensor, dataset_idx: torch.Tensor) -> torch.Tensor:
@@ -38,3 +41,44 @@ def test_one_hot_routing_matches_per_sample_experts_in_values_and_gradients() ->
         torch.testing.assert_close(got[name], param.grad, atol=1e-6, rtol=1e-5, msg=name)
     assert got["expert_weight"][3].abs().max() == 0 and got["expert_bias"][3].abs().max() == 0
     assert got["expert_weight"][1].abs().max() > 0
+
+
+def test_row_slices_of_a_sorted_batch_match_per_sample_experts() -> None:
+    torch.manual_seed(1)
+    mlp = MoEMlp(16, 64, num_experts=4, expert_dim=6)
+    with torch.no_grad():
+        mlp.expert_bias.normal_()
+    x = torch.randn(6, 7, 16)
+    dataset_idx = torch.tensor([0, 0, 1, 3, 3, 3])  # expert 2 is absent
+    sizes = contiguous_group_sizes(group_samples_by_dataset(dataset_idx, 4))
+    assert sizes == (2, 1, 0, 3)
+    grad = torch.randn(6, 7, 16)
+
+    out = mlp(x, dataset_idx, sizes)
+    out.backward(grad)
+    got = {name: p.grad.clone() for name, p in mlp.named_parameters()}
+    mlp.zero_grad()
+    _indexing_oracle(mlp, x, dataset_idx).backward(grad)
+
+    torch.testing.assert_close(out, _indexing_oracle(mlp, x, dataset_idx), atol=1e-6, rtol=1e-5)
+    for name, param in mlp.named_parameters():
+        torch.testing.assert_close(got[name], param.grad, atol=1e-6, rtol=1e-5, msg=name)
+    assert got["expert_weight"][2].abs().max() == 0 and got["expert_bias"][2].abs().max() == 0
+
+
+def test_contiguous_group_sizes_only_for_a_batch_sorted_by_dataset() -> None:
+    def sizes(order):
+        return contiguous_group_sizes(group_samples_by_dataset(torch.tensor(order), 3))
+
+    assert sizes([0, 0, 1, 2]) == (2, 1, 1)
+    assert sizes([1, 1, 2]) == (0, 2, 1)
+    assert sizes([0, 1, 0]) is None
+    assert sizes([2, 0, 1]) is None
+
+
+def test_row_slices_reject_sizes_that_do_not_cover_the_batch() -> None:
+    mlp = MoEMlp(8, 16, num_experts=2, expert_dim=2)
+    x, dataset_idx = torch.randn(3, 4, 8), torch.tensor([0, 1, 1])
+    for bad in [(1, 1), (1, 1, 1), (4, -1)]:
+        with pytest.raises(ValueError, match="group_sizes"):
+            mlp(x, dataset_idx, bad)

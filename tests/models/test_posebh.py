@@ -39,6 +39,23 @@ def test_forward_routes_heads_to_their_samples() -> None:
     assert model.prototype_table.prototypes.shape == (55, 3, 8)
 
 
+def test_batch_sorted_by_dataset_gives_the_same_outputs_as_any_order() -> None:
+    # Sorted: MoE experts and heads run on row slices; interleaved: one-hot experts and gathers.
+    model = build_model(_cfg(), DATASETS).eval()
+    images = torch.randn(5, 3, 64, 48)
+    sorted_idx = torch.tensor([0, 0, 1, 2, 2])
+    order = torch.tensor([0, 3, 1, 2, 4])  # dataset order 0, 2, 0, 1, 2: each dataset's own order
+    with torch.no_grad():
+        by_slices = model(images, sorted_idx)
+        gathered = model(images[order], sorted_idx[order])
+    assert gathered["sample_indices"]["hand"].tolist() == [1, 4]
+    for name in ("coco", "ap10k", "hand"):
+        torch.testing.assert_close(by_slices["heatmaps"][name], gathered["heatmaps"][name],
+                                   atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(by_slices["features"], gathered["features"][torch.argsort(order)],
+                               atol=1e-5, rtol=1e-4)
+
+
 def test_frozen_parts_get_no_grads_and_stay_in_eval() -> None:
     model = build_model(_cfg(), DATASETS)
     model.set_frozen(["backbone", "keypoint_heads"])
