@@ -38,6 +38,20 @@ def select_experts(weight: Tensor, bias: Tensor, dataset_idx: Tensor,
     return selected, (one_hot @ bias.to(dtype)).unsqueeze(1)
 
 
+def experts_by_slices(hidden: Tensor, weight: Tensor, bias: Tensor,
+                      group_sizes: Sequence[int]) -> Tensor:
+    """Each dataset's expert on its run of rows: hidden (B, N, 4D) sorted by dataset, weight
+    (E, P, 4D), bias (E, P), group_sizes (E,) samples per dataset summing to B -> (B, N, P)."""
+    sizes = [int(n) for n in group_sizes]
+    if len(sizes) != weight.shape[0] or sum(sizes) != hidden.shape[0] or min(sizes) < 0:
+        raise ValueError(f"group_sizes {sizes} must be {weight.shape[0]} counts summing to the "
+                         f"batch size {hidden.shape[0]}")
+    parts = torch.split(hidden, sizes)
+    outputs = [nn.functional.linear(part, weight[e], bias[e])
+               for e, part in enumerate(parts) if sizes[e]]
+    return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+
+
 def contiguous_group_sizes(groups: Sequence[Tensor]) -> tuple[int, ...] | None:
     """Per-dataset sample indices (CPU tensors, as group_samples_by_dataset gives) -> the run
     lengths when the batch is sorted by dataset (groups[0] = 0..n0-1, groups[1] = n0.., ...),
@@ -121,14 +135,7 @@ class MoEMlp(nn.Module):
 
     def experts_by_slices(self, hidden: Tensor, group_sizes: Sequence[int]) -> Tensor:
         """hidden (B, N, 4D) sorted by dataset, group_sizes (E,) summing to B -> (B, N, P)."""
-        sizes = [int(n) for n in group_sizes]
-        if len(sizes) != self.num_experts or sum(sizes) != hidden.shape[0] or min(sizes) < 0:
-            raise ValueError(f"group_sizes {sizes} must be {self.num_experts} counts summing to "
-                             f"the batch size {hidden.shape[0]}")
-        parts = torch.split(hidden, sizes)
-        outputs = [nn.functional.linear(part, self.expert_weight[e], self.expert_bias[e])
-                   for e, part in enumerate(parts) if sizes[e]]
-        return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+        return experts_by_slices(hidden, self.expert_weight, self.expert_bias, group_sizes)
 
     def merged_fc2(self, dataset_index: int) -> tuple[Tensor, Tensor]:
         """fc2 of a plain FFN equal to this one for `dataset_index`: weight (D, 4D), bias (D,)."""
