@@ -132,11 +132,12 @@ def _css_term(model: PoseBHModel, out: dict, embeddings: Tensor, settings: StepS
         similarity = model.prototype_table.similarity(emb, model.type_ids(d))
         decoded = model.heads[name].to_heatmaps(head.detach())
         inputs.append(CssInput(int(model.type_offsets[d]), head, similarity, emb, decoded))
-    loss_cfg = settings.loss
+    loss_cfg, proto_cfg = settings.loss, settings.prototypes
     return css_loss(
         inputs, model.prototype_table.prototypes, keypoint_loss=loss_cfg.keypoint,
         scale=loss_cfg.css_scale, threshold=loss_cfg.css_threshold,
         max_distance=loss_cfg.css_match_distance, sigma=loss_cfg.sigma,
         phm_weight=loss_cfg.prototype_heatmap_weight, prototype_scale=loss_cfg.prototype_scale,
         ppc_weight=loss_cfg.ppc_weight, ppd_weight=loss_cfg.ppd_weight, sinkhorn_seed=seed,
-        backend=settings.prototypes.backend)
+        backend=proto_cfg.backend, eps=proto_cfg.eps, iters=proto_cfg.iters,
+        tau=proto_cfg.gumbel_tau)

@@ -137,8 +137,12 @@ def css_loss(
     ppd_weight: float = PPD_WEIGHT,
     sinkhorn_seed: int | None = None,
     backend: str = "auto",
+    eps: float = 0.05,
+    iters: int = 3,
+    tau: float = 0.5,
 ) -> CssLoss:
-    """CSS over all heads; the prototype targets come from ONE Sinkhorn pass (no update)."""
+    """CSS over all heads; the prototype targets come from ONE Sinkhorn pass (no update), with
+    the recipe's Sinkhorn settings (eps, iters, Gumbel tau) as in the step's own pass."""
     if not inputs:
         raise ValueError("css_loss needs at least one head input")
     loss_fn = get_keypoint_loss(keypoint_loss)
@@ -156,8 +160,8 @@ def css_loss(
         groups.append(DatasetPixels(item.type_offset, item.similarity, item.embeddings,
                                     labels.heatmaps, labels.weights))
         kept.append(labels.keep.sum())
-    learned = learn_prototypes(prototypes, groups, update=False, seed=sinkhorn_seed,
-                               backend=backend)
+    learned = learn_prototypes(prototypes, groups, update=False, eps=eps, iters=iters, tau=tau,
+                               seed=sinkhorn_seed, backend=backend)
     proto = prototype_loss([item.similarity for item in inputs], learned.targets,
                            scale=prototype_scale, ppc_weight=ppc_weight, ppd_weight=ppd_weight)
     keypoint = torch.stack(keypoint_terms).sum()

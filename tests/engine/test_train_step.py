@@ -97,3 +97,28 @@ def test_frozen_prototypes_and_keypoint_only_stage(recipe):
     torch.testing.assert_close(plain.loss.detach(), plain.terms["kpt"])
     # The same images and targets give the same keypoint term whatever the stage adds.
     torch.testing.assert_close(plain.terms["kpt"], frozen.terms["kpt"])
+
+
+def test_both_sinkhorn_passes_use_the_recipes_settings(recipe, monkeypatch):
+    # The step's own pass (prototype learning) and CSS's pass (pseudo-label targets) must both
+    # solve with [prototypes] eps / iters / gumbel_tau, not the library defaults.
+    from posebh_cli.engine import train_step as step_module
+    from posebh_cli.losses import css as css_module
+
+    seen = []
+
+    def spy(real):
+        def wrapped(*args, **kwargs):
+            seen.append({k: kwargs[k] for k in ("eps", "iters", "tau", "update")})
+            return real(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(step_module, "learn_prototypes", spy(step_module.learn_prototypes))
+    monkeypatch.setattr(css_module, "learn_prototypes", spy(css_module.learn_prototypes))
+    custom = dataclasses.replace(recipe, prototypes=dataclasses.replace(
+        recipe.prototypes, eps=0.2, iters=5, gumbel_tau=0.7))
+    torch.manual_seed(0)
+    model = build_recipe_model(custom).train()
+    _step(model, custom, StageConfig("all", steps=1, prototypes="learn", css=True))
+    assert seen == [{"eps": 0.2, "iters": 5, "tau": 0.7, "update": True},
+                    {"eps": 0.2, "iters": 5, "tau": 0.7, "update": False}]
