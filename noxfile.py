@@ -42,7 +42,7 @@ DEMO_STEPS = (
     ("predict", "data/synthetic/videos/hand.mp4", "--skeleton", "hand", "--decoder", "prototypes",
      "--out", "runs/synthetic_tiny/predict"),
     ("visualize-prototypes", "--image", "data/synthetic/images/animal/val/000000.jpg",
-     "--out", "runs/synthetic_tiny/prototypes"),
+     "--expected", "data/synthetic/correspondence.json", "--out", "runs/synthetic_tiny/prototypes"),
 )
 
 

@@ -25,8 +25,9 @@ def _write_png(path: Path, image) -> str:
 
 
 def visualize_prototypes(loaded, datasets: list[str], out: Path, *, image: Path | None,
-                         device) -> dict[str, Any]:
-    """Write the figures and correspondence.json; returns {"files", "pairs"}."""
+                         device, expected: Path | None = None) -> dict[str, Any]:
+    """Write the figures and correspondence.json; returns {"files", "pairs"} and, with an
+    expected correspondence table, "expected" (viz/correspondence_check.py)."""
     import numpy as np
 
     from posebh_cli.viz import figures
@@ -74,12 +75,18 @@ def visualize_prototypes(loaded, datasets: list[str], out: Path, *, image: Path 
         files.append(_assignment_figure(loaded, datasets, every, labels, image, out, device))
     from posebh_cli.io.atomic import atomic_write_json
 
+    summary: dict[str, Any] = {"run": str(loaded.run_dir), "datasets": datasets,
+                               "similarity": "max over prototype pairs of |cos|", "pairs": pairs}
+    report: dict[str, Any] = {"files": files, "pairs": pairs}
+    if expected is not None:
+        from posebh_cli.viz.correspondence_check import read_expected_pairs, score_correspondences
+
+        score = score_correspondences(pairs, read_expected_pairs(expected), str(expected))
+        summary["expected"] = report["expected"] = {"file": str(expected), **score}
     correspondence = out / "correspondence.json"
-    atomic_write_json(correspondence, {"run": str(loaded.run_dir), "datasets": datasets,
-                                       "similarity": "max over prototype pairs of |cos|",
-                                       "pairs": pairs})
+    atomic_write_json(correspondence, summary)
     files.append(str(correspondence))
-    return {"files": files, "pairs": pairs}
+    return report
 
 
 def _assignment_figure(loaded, datasets, every, labels, image_path: Path, out: Path,
@@ -130,6 +137,10 @@ def visualize_prototypes_command(
     ] = None,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Output folder (default: <run>/prototypes).")] = None,
+    expected: Annotated[Optional[Path], typer.Option(
+        "--expected", help="Known correspondences to score the matches against, e.g. "
+                           "data/synthetic/correspondence.json of `posebh prepare synthetic`.")
+    ] = None,
     device: Device = "auto",
     json_output: JsonOutput = False,
 ) -> None:
@@ -137,6 +148,8 @@ def visualize_prototypes_command(
     (printed and correspondence.json), a PCA projection and, with --image, per-pixel assignment.
 
     Example: posebh visualize-prototypes --skeletons synth_human,synth_animal --image cat.png
+    On the demo run, --expected data/synthetic/correspondence.json also scores the matches
+    against the generator's known correspondences.
     """
     from posebh_cli.cli.console import console
     from posebh_cli.cli.train import resolve_device
@@ -145,14 +158,24 @@ def visualize_prototypes_command(
 
     if image is not None and not image.is_file():
         raise PosebhError(f"--image {image}: file not found")
+    if expected is not None:
+        from posebh_cli.viz.correspondence_check import read_expected_pairs
+
+        read_expected_pairs(expected)  # a bad file fails before the model loads
     torch_device = resolve_device(device)
     loaded = load_run(run, checkpoint, torch_device)
     datasets = (list(loaded.types.datasets) if skeletons is None
                 else select_datasets(loaded, skeletons))
     target = Path(out) if out is not None else loaded.run_dir / "prototypes"
-    report = visualize_prototypes(loaded, datasets, target, image=image, device=torch_device)
+    report = visualize_prototypes(loaded, datasets, target, image=image, device=torch_device,
+                                  expected=expected)
     if json_output:
         console.print_json(json.dumps(report))
         return
     _print_pairs(report["pairs"])
+    if "expected" in report:
+        score = report["expected"]
+        console.print(f"expected correspondences ({expected}): {score['recovered']} of "
+                      f"{score['total']} recovered ({score['fraction']:.0%}; a keypoint's best "
+                      "match in the other skeleton, both directions)")
     console.print("wrote " + ", ".join(report["files"]))

@@ -55,11 +55,33 @@ def test_visualize_prototypes_json_default_all(tiny_run, tmp_path):  # noqa: F81
     assert len(report["pairs"]) == 6  # ordered pairs of 3 skeletons
 
 
+def test_visualize_prototypes_scores_the_generators_correspondences(tiny_run, tmp_path):  # noqa: F811
+    out = tmp_path / "v"
+    expected = tiny_run.data / "correspondence.json"
+    result = invoke("--run", str(tiny_run.run_dir), "--out", str(out), "--device", "cpu",
+                    "--expected", str(expected))
+    assert result.exit_code == 0, result.output
+    score = json.loads((out / "correspondence.json").read_text())["expected"]
+    assert f"{score['recovered']} of {score['total']} recovered" in " ".join(result.stdout.split())
+    # Recount from the written matches: every expected keypoint, both directions.
+    best = {(p["skeleton_a"], m["keypoint"], p["skeleton_b"]): m["match"]
+            for p in json.loads((out / "correspondence.json").read_text())["pairs"]
+            for m in p["matches"]}
+    accepted = {}
+    for pair in json.loads(expected.read_text())["pairs"]:
+        a, ka, b, kb = (pair[k] for k in ("skeleton_a", "keypoint_a", "skeleton_b", "keypoint_b"))
+        accepted.setdefault((a, ka, b), set()).add(kb)
+        accepted.setdefault((b, kb, a), set()).add(ka)
+    assert score["total"] == len(accepted) > 30
+    assert score["recovered"] == sum(best[key] in ok for key, ok in accepted.items())
+
+
 def test_visualize_prototypes_user_errors(tiny_run, tmp_path):  # noqa: F811
     run = str(tiny_run.run_dir)
     for args, fragment in ((["--skeletons", "dragon"], "--skeleton dragon"),
                            (["--skeletons", "wholebody"], "no head"),
-                           (["--image", str(tmp_path / "missing.png")], "--image")):
+                           (["--image", str(tmp_path / "missing.png")], "--image"),
+                           (["--expected", str(tmp_path / "none.json")], "none.json")):
         result = invoke("--run", run, "--out", str(tmp_path / "v"), *args)
         assert result.exit_code == 2, result.output
         assert len(result.output.strip().splitlines()) == 1 and fragment in result.output
