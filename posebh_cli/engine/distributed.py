@@ -52,7 +52,9 @@ def average_gradients(parameters: list[torch.nn.Parameter], world_size: int) -> 
         n = p.numel()
         grad = flat[offset:offset + n].view_as(p).to(p.dtype)
         if p.grad is None:
-            p.grad = grad.clone()
+            # In the parameter's memory layout (channels-last convs), as autograd's gradients
+            # are: the fused optimizer step reads gradient and parameter memory in one order.
+            p.grad = torch.empty_like(p).copy_(grad)
         else:
             p.grad.copy_(grad)
         offset += n

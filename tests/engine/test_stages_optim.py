@@ -101,3 +101,37 @@ def test_layer_wise_lr_and_weight_decay_groups():
     assert math.isclose(min(g["lr"] for g in optimizer.param_groups), 1e-3 * 0.5 ** top)
     adam = build_optimizer(model, tiny_recipe(optimizer={"name": "adam"}).optimizer, depth)
     assert type(adam) is torch.optim.Adam
+
+
+@pytest.mark.parametrize("name", ["adamw", "adam"])
+def test_fused_optimizer_steps_like_the_per_tensor_one(name):
+    # build_optimizer picks torch's fused kernel; three steps must match the plain per-tensor
+    # loop (foreach=False, fused=False) over the same groups to rounding.
+    recipe = tiny_recipe(optimizer={"name": name, "layer_decay": 0.5, "weight_decay": 0.05})
+    torch.manual_seed(0)
+    fused_model, plain_model = build_recipe_model(recipe), build_recipe_model(recipe)
+    depth = len(fused_model.backbone.blocks)
+    fused = build_optimizer(fused_model, recipe.optimizer, depth)
+    assert all(group["fused"] for group in fused.param_groups)
+    groups = parameter_groups(plain_model, recipe.optimizer, depth)
+    for group in groups:
+        group.pop("names")
+    kind = torch.optim.AdamW if name == "adamw" else torch.optim.Adam
+    plain = kind(groups, lr=recipe.optimizer.lr, betas=recipe.optimizer.betas, foreach=False,
+                 fused=False)
+    for optimizer in (fused, plain):
+        apply_lr(optimizer, 1e-2)
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        for (_, p), (_, q) in zip(fused_model.named_parameters(), plain_model.named_parameters(),
+                                  strict=True):
+            # Laid out like the parameter (channels-last convs), as autograd's gradients are.
+            p.grad = torch.empty_like(p).copy_(torch.randn(p.shape, generator=generator))
+            q.grad = p.grad.clone()
+        fused.step()
+        plain.step()
+    for (n, p), (_, q) in zip(fused_model.named_parameters(), plain_model.named_parameters(),
+                              strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=n)
+    moved = fused_model.backbone.blocks[0].attn.qkv.weight
+    assert not torch.equal(moved, build_recipe_model(recipe).backbone.blocks[0].attn.qkv.weight)
