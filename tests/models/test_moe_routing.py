@@ -21,49 +21,36 @@ def _indexing_oracle(mlp: MoEMlp, x: torch.Tensor, dataset_idx: torch.Tensor) ->
     return torch.stack(rows)
 
 
-def test_one_hot_routing_matches_per_sample_experts_in_values_and_gradients() -> None:
+@pytest.mark.parametrize("order, sorted_batch, absent", [
+    ([2, 0, 2, 1, 0], False, 3),  # any order: one-hot selection
+    ([0, 0, 1, 3, 3, 3], True, 2),  # sorted by dataset, run lengths given: row slices
+])
+def test_routing_matches_per_sample_experts_in_values_and_gradients(order, sorted_batch,
+                                                                    absent) -> None:
     torch.manual_seed(0)
     mlp = MoEMlp(16, 64, num_experts=4, expert_dim=6)
     with torch.no_grad():
         mlp.expert_bias.normal_()
-    x = torch.randn(5, 7, 16)
-    dataset_idx = torch.tensor([2, 0, 2, 1, 0])  # expert 3 is absent
-    grad = torch.randn(5, 7, 16)
-
-    mlp(x, dataset_idx).backward(grad)
-    got = {name: p.grad.clone() for name, p in mlp.named_parameters()}
-    mlp.zero_grad()
-    _indexing_oracle(mlp, x, dataset_idx).backward(grad)
-
-    torch.testing.assert_close(mlp(x, dataset_idx), _indexing_oracle(mlp, x, dataset_idx),
-                               atol=1e-6, rtol=1e-5)
-    for name, param in mlp.named_parameters():
-        torch.testing.assert_close(got[name], param.grad, atol=1e-6, rtol=1e-5, msg=name)
-    assert got["expert_weight"][3].abs().max() == 0 and got["expert_bias"][3].abs().max() == 0
-    assert got["expert_weight"][1].abs().max() > 0
-
-
-def test_row_slices_of_a_sorted_batch_match_per_sample_experts() -> None:
-    torch.manual_seed(1)
-    mlp = MoEMlp(16, 64, num_experts=4, expert_dim=6)
-    with torch.no_grad():
-        mlp.expert_bias.normal_()
-    x = torch.randn(6, 7, 16)
-    dataset_idx = torch.tensor([0, 0, 1, 3, 3, 3])  # expert 2 is absent
+    dataset_idx = torch.tensor(order)
+    x, grad = torch.randn(len(order), 7, 16), torch.randn(len(order), 7, 16)
     sizes = contiguous_group_sizes(group_samples_by_dataset(dataset_idx, 4))
-    assert sizes == (2, 1, 0, 3)
-    grad = torch.randn(6, 7, 16)
+    assert (sizes is not None) == sorted_batch
+    if sorted_batch:
+        assert sizes == (2, 1, 0, 3)
 
     out = mlp(x, dataset_idx, sizes)
     out.backward(grad)
     got = {name: p.grad.clone() for name, p in mlp.named_parameters()}
     mlp.zero_grad()
-    _indexing_oracle(mlp, x, dataset_idx).backward(grad)
+    expected = _indexing_oracle(mlp, x, dataset_idx)
+    expected.backward(grad)
 
-    torch.testing.assert_close(out, _indexing_oracle(mlp, x, dataset_idx), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-5)
     for name, param in mlp.named_parameters():
         torch.testing.assert_close(got[name], param.grad, atol=1e-6, rtol=1e-5, msg=name)
-    assert got["expert_weight"][2].abs().max() == 0 and got["expert_bias"][2].abs().max() == 0
+    assert got["expert_weight"][absent].abs().max() == 0
+    assert got["expert_bias"][absent].abs().max() == 0
+    assert got["expert_weight"][1].abs().max() > 0
 
 
 def test_contiguous_group_sizes_only_for_a_batch_sorted_by_dataset() -> None:
