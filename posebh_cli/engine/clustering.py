@@ -28,7 +28,12 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from posebh_cli.errors import PosebhError
-from posebh_cli.ops import momentum_update_prototypes, segmented_sinkhorn
+from posebh_cli.ops import (
+    SINKHORN_EPS,
+    SINKHORN_ITERS,
+    momentum_update_prototypes,
+    segmented_sinkhorn,
+)
 
 INIT_METHODS = ("kmeans++", "existing")
 
@@ -197,7 +202,8 @@ def kmeans_plus_plus(points: Tensor, segment_ids: Tensor, num_segments: int,
 
 def balanced_sinkhorn_kmeans(
     points: Tensor, segment_ids: Tensor, num_segments: int, num_clusters: int, *,
-    init: Tensor | None = None, iters: int = 10, eps: float = 0.05, sinkhorn_iters: int = 3,
+    init: Tensor | None = None, iters: int = 10, eps: float = SINKHORN_EPS,
+    sinkhorn_iters: int = SINKHORN_ITERS,
     seed: int = 0, backend: str = "auto",
 ) -> BalancedClustering:
     """Balanced spherical (axial) k-means with M clusters in each of S segments, all at once.

@@ -29,6 +29,7 @@ from posebh_cli.losses.prototype import (
 )
 from posebh_cli.models.prototype_learning import DatasetPixels, learn_prototypes
 from posebh_cli.models.prototypes import similarity_to_heatmaps
+from posebh_cli.ops import GUMBEL_TAU, SINKHORN_EPS, SINKHORN_ITERS
 
 CSS_SCALE = 1e-3
 CSS_CONFIDENCE_THRESHOLD = 0.25
@@ -137,9 +138,9 @@ def css_loss(
     ppd_weight: float = PPD_WEIGHT,
     sinkhorn_seed: int | None = None,
     backend: str = "auto",
-    eps: float = 0.05,
-    iters: int = 3,
-    tau: float = 0.5,
+    eps: float = SINKHORN_EPS,
+    iters: int = SINKHORN_ITERS,
+    tau: float = GUMBEL_TAU,
 ) -> CssLoss:
     """CSS over all heads; the prototype targets come from ONE Sinkhorn pass (no update), with
     the recipe's Sinkhorn settings (eps, iters, Gumbel tau) as in the step's own pass."""

@@ -22,7 +22,13 @@ import torch
 from torch import Tensor
 
 from posebh_cli.models.prototypes import PHM_MAX, PHM_MIN
-from posebh_cli.ops import momentum_update_prototypes, segmented_sinkhorn
+from posebh_cli.ops import (
+    GUMBEL_TAU,
+    SINKHORN_EPS,
+    SINKHORN_ITERS,
+    momentum_update_prototypes,
+    segmented_sinkhorn,
+)
 
 
 @dataclass
@@ -117,9 +123,9 @@ def learn_prototypes(
     groups: Sequence[DatasetPixels],
     *,
     update: bool = True,
-    eps: float = 0.05,
-    iters: int = 3,
-    tau: float = 0.5,
+    eps: float = SINKHORN_EPS,
+    iters: int = SINKHORN_ITERS,
+    tau: float = GUMBEL_TAU,
     momentum: float = 0.999,
     confidence_threshold: float = 0.0,
     sinkhorn_pixels: Literal["kept", "labelled"] = "kept",

@@ -32,6 +32,12 @@ from posebh_cli.ops.backend import resolve_backend
 
 # Lower clamp for column masses: exact for every non-empty segment (their masses are >= 1/(K n_j)),
 # and keeps empty segments (never read back) finite instead of inf/NaN.
+# METHOD.md §2: entropy eps, Sinkhorn-Knopp iterations and Gumbel tau; the defaults of every
+# caller (the recipe's [prototypes] section overrides them in training).
+SINKHORN_EPS = 0.05
+SINKHORN_ITERS = 3
+GUMBEL_TAU = 0.5
+
 _MIN_COLUMN_MASS = 1e-30
 
 
@@ -79,9 +85,9 @@ def segmented_sinkhorn(
     segment_ids: Tensor,
     num_segments: int,
     *,
-    eps: float = 0.05,
-    iters: int = 3,
-    tau: float = 0.5,
+    eps: float = SINKHORN_EPS,
+    iters: int = SINKHORN_ITERS,
+    tau: float = GUMBEL_TAU,
     seed: int | None = None,
     backend: str = "auto",
 ) -> SinkhornResult:
