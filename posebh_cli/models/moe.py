@@ -52,19 +52,6 @@ def experts_by_slices(hidden: Tensor, weight: Tensor, bias: Tensor,
     return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
 
 
-def contiguous_group_sizes(groups: Sequence[Tensor]) -> tuple[int, ...] | None:
-    """Per-dataset sample indices (CPU tensors, as group_samples_by_dataset gives) -> the run
-    lengths when the batch is sorted by dataset (groups[0] = 0..n0-1, groups[1] = n0.., ...),
-    else None."""
-    sizes = tuple(int(g.numel()) for g in groups)
-    start = 0
-    for group, size in zip(groups, sizes, strict=True):
-        if size and (int(group[0]) != start or int(group[-1]) != start + size - 1):
-            return None  # each group is increasing, so its ends decide contiguity
-        start += size
-    return sizes
-
-
 class MoEMlp(nn.Module):
     """FFN with a shared output slice and per-dataset expert slices.
 
@@ -120,22 +107,20 @@ class MoEMlp(nn.Module):
         """x: (B, N, D); dataset_idx: (B,) int64 in [0, E). Returns (B, N, D).
 
         group_sizes: (E,) sample counts when the batch is sorted by dataset (rows of dataset 0
-        first, ...; see contiguous_group_sizes): each expert then runs on its row slice.
+        first, ...; see models.posebh.contiguous_group_sizes): each expert then runs on its
+        row slice.
         """
         hidden = self.norm(self.drop1(self.act(self.fc1(x))))  # (B, N, 4D)
         shared = self.fc2(hidden)  # (B, N, D - P)
         if group_sizes is not None:
-            expert = self.experts_by_slices(hidden, group_sizes)
+            expert = experts_by_slices(hidden, self.expert_weight, self.expert_bias,
+                                       group_sizes)
         else:
             weight, bias = select_experts(self.expert_weight, self.expert_bias, dataset_idx,
                                           hidden.dtype)  # (B, P, 4D), (B, 1, P)
             expert = torch.baddbmm(bias, hidden, weight.transpose(1, 2))  # (B, N, P)
         out = torch.cat([shared, expert.to(shared.dtype)], dim=-1)
         return self.drop2(out)
-
-    def experts_by_slices(self, hidden: Tensor, group_sizes: Sequence[int]) -> Tensor:
-        """hidden (B, N, 4D) sorted by dataset, group_sizes (E,) summing to B -> (B, N, P)."""
-        return experts_by_slices(hidden, self.expert_weight, self.expert_bias, group_sizes)
 
     def merged_fc2(self, dataset_index: int) -> tuple[Tensor, Tensor]:
         """fc2 of a plain FFN equal to this one for `dataset_index`: weight (D, 4D), bias (D,)."""

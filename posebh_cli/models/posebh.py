@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from posebh_cli.errors import PosebhError
 from posebh_cli.models.heads import EmbeddingHead, HeatmapHead
-from posebh_cli.models.moe import contiguous_group_sizes
 from posebh_cli.models.prototypes import PrototypeTable
 from posebh_cli.models.vit import PoseViT, ViTConfig
 
@@ -35,6 +34,19 @@ def group_samples_by_dataset(dataset_idx: Tensor, num_datasets: int) -> list[Ten
     """
     order = torch.arange(dataset_idx.shape[0], device=dataset_idx.device)
     return [order[dataset_idx == d] for d in range(num_datasets)]
+
+
+def contiguous_group_sizes(groups: Sequence[Tensor]) -> tuple[int, ...] | None:
+    """Per-dataset sample indices (CPU tensors, as group_samples_by_dataset gives) -> the run
+    lengths when the batch is sorted by dataset (groups[0] = 0..n0-1, groups[1] = n0.., ...),
+    else None."""
+    sizes = tuple(int(g.numel()) for g in groups)
+    start = 0
+    for group, size in zip(groups, sizes, strict=True):
+        if size and (int(group[0]) != start or int(group[-1]) != start + size - 1):
+            return None  # each group is increasing, so its ends decide contiguity
+        start += size
+    return sizes
 
 
 def select_samples(maps: Tensor, index: Tensor) -> Tensor:
@@ -134,19 +146,16 @@ class PoseBHModel(nn.Module):
         sizes = (contiguous_group_sizes(sample_groups)
                  if all(g.device.type == "cpu" for g in sample_groups) else None)
         features = self.backbone(images, dataset_idx, sizes)
+        runs = features.split(sizes) if sizes is not None else None  # views, no copy
         heatmaps: dict[str, Tensor] = {}
         sample_indices: dict[str, Tensor] = {}
-        start = 0
         for d, (name, head) in enumerate(self.heads.items()):
             index = sample_groups[d]
-            count = index.numel()
-            if count == 0:
+            if index.numel() == 0:
                 continue
             index = index.to(features.device, non_blocking=True)
-            rows = (features.narrow(0, start, count) if sizes is not None
-                    else select_samples(features, index))
-            start += count
-            heatmaps[name] = head(rows)
+            heatmaps[name] = head(runs[d] if runs is not None
+                                  else select_samples(features, index))
             sample_indices[name] = index
         embeddings = None
         if with_embeddings and self.embedding_head is not None:

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from posebh_cli.models.moe import MoEMlp, contiguous_group_sizes
-from posebh_cli.models.posebh import group_samples_by_dataset
+from posebh_cli.models.moe import MoEMlp
+from posebh_cli.models.posebh import contiguous_group_sizes, group_samples_by_dataset
 
 
 def _indexing_oracle(mlp: MoEMlp, x: torch.Tensor, dataset_idx: torch.Tensor) -> torch.Tensor:
