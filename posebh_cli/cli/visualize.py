@@ -25,9 +25,10 @@ def _write_png(path: Path, image) -> str:
 
 
 def visualize_prototypes(loaded, datasets: list[str], out: Path, *, image: Path | None,
-                         device, expected: Path | None = None) -> dict[str, Any]:
-    """Write the figures and correspondence.json; returns {"files", "pairs"} and, with an
-    expected correspondence table, "expected" (viz/correspondence_check.py)."""
+                         device, expected: Path | None = None,
+                         expected_pairs: list | None = None) -> dict[str, Any]:
+    """Write the figures and correspondence.json; returns {"files", "pairs"} and, given the
+    pairs read from an expected correspondence file, "expected" (viz/correspondence_check.py)."""
     import numpy as np
 
     from posebh_cli.viz import figures
@@ -78,10 +79,10 @@ def visualize_prototypes(loaded, datasets: list[str], out: Path, *, image: Path 
     summary: dict[str, Any] = {"run": str(loaded.run_dir), "datasets": datasets,
                                "similarity": "max over prototype pairs of |cos|", "pairs": pairs}
     report: dict[str, Any] = {"files": files, "pairs": pairs}
-    if expected is not None:
-        from posebh_cli.viz.correspondence_check import read_expected_pairs, score_correspondences
+    if expected_pairs is not None:
+        from posebh_cli.viz.correspondence_check import score_correspondences
 
-        score = score_correspondences(pairs, read_expected_pairs(expected), str(expected))
+        score = score_correspondences(pairs, expected_pairs, str(expected))
         summary["expected"] = report["expected"] = {"file": str(expected), **score}
     correspondence = out / "correspondence.json"
     atomic_write_json(correspondence, summary)
@@ -158,17 +159,18 @@ def visualize_prototypes_command(
 
     if image is not None and not image.is_file():
         raise PosebhError(f"--image {image}: file not found")
+    expected_pairs = None
     if expected is not None:
         from posebh_cli.viz.correspondence_check import read_expected_pairs
 
-        read_expected_pairs(expected)  # a bad file fails before the model loads
+        expected_pairs = read_expected_pairs(expected)  # a bad file fails before the model loads
     torch_device = resolve_device(device)
     loaded = load_run(run, checkpoint, torch_device)
     datasets = (list(loaded.types.datasets) if skeletons is None
                 else select_datasets(loaded, skeletons))
     target = Path(out) if out is not None else loaded.run_dir / "prototypes"
     report = visualize_prototypes(loaded, datasets, target, image=image, device=torch_device,
-                                  expected=expected)
+                                  expected=expected, expected_pairs=expected_pairs)
     if json_output:
         console.print_json(json.dumps(report))
         return
