@@ -1,18 +1,24 @@
-"""Benchmark: how the ViTPose++ MoE FFN selects each sample's expert (posebh_cli/models/moe.py).
+"""Benchmark: how the ViTPose++ MoE FFN applies each sample's expert (posebh_cli/models/moe.py).
 
-Routings, timed forward + backward through one expert slice in one process on the same inputs:
+Routings, timed forward + backward through one whole MoE FFN (fc1, GELU, shared fc2 + expert)
+in one process on the same inputs:
   index     expert_weight[dataset_idx] -> (B, P, 4D), then baddbmm. Its backward is an
             accumulating index_put into (E, P, 4D), which serialises over the batch
   one_hot   one_hot(dataset_idx) (B, E) @ expert_weight (E, P*4D), then the same baddbmm (what
             MoEMlp does for a batch in any order): the backward of the selection is one
             (E, B) @ (B, P*4D) GEMM
-  slices    the batch sorted by dataset (as the training loader's is): each expert is one Linear
-            on its run of rows (moe.experts_by_slices, what MoEMlp does when given the run
-            lengths); no per-sample weight copy, and the backward is plain GEMMs and a cat
-One-hot selection gives bitwise the outputs of indexing (exact 0/1 products); the slices use
-another GEMM, and every routing sums the expert-weight gradient in its own order, so they agree
-with indexing to rounding (reported as the largest difference relative to the largest value).
-All routings see the same batch, sorted by dataset.
+  slices    the batch sorted by dataset: the shared fc2 on the whole batch, then each expert as
+            one Linear on its run of rows, outputs concatenated along the channels (an earlier
+            build's sorted-batch path, kept here for comparison)
+  runs      the batch sorted by dataset: the whole FFN on each run of rows with the dataset's
+            merged fc2 (what MoEMlp does when given the run lengths); the (B, N, 4D) hidden
+            activation is never split, concatenated or summed from two gradients
+One-hot selection gives bitwise the outputs of indexing (exact 0/1 products); the others use
+other GEMMs, and every routing sums the weight gradients in its own order, so they agree with
+indexing to rounding (reported as the largest difference relative to the largest value, over
+the output and the gradients of the input and every parameter). All routings see the same
+batch, sorted by dataset.
+
 Shapes: the tiny CPU recipe's layer (B 64, 48 tokens, D 192, P 48, 3 datasets) and a ViT-B
 layer of the reference 6-dataset mixture (B 16 on CPU, 192 tokens, D 768, P 192). Median
 milliseconds after warm-up.
@@ -33,7 +39,7 @@ from pathlib import Path
 import torch
 from report import emit
 
-from posebh_cli.models.moe import experts_by_slices, select_experts
+from posebh_cli.models.moe import MoEMlp
 
 # name, batch, tokens, dim D, expert slice P, experts E
 SHAPES = (
@@ -42,40 +48,70 @@ SHAPES = (
 )
 
 
-def route_index(hidden, weight, bias, dataset_idx):
-    """(B, N, 4D), (E, P, 4D), (E, P), (B,) -> (B, N, P) by indexing."""
-    return torch.baddbmm(bias[dataset_idx].unsqueeze(1), hidden,
-                         weight[dataset_idx].transpose(1, 2))
+def run_lengths(dataset_idx: torch.Tensor, experts: int) -> list[int]:
+    return torch.bincount(dataset_idx, minlength=experts).tolist()
 
 
-def route_one_hot(hidden, weight, bias, dataset_idx):
-    """Same result as route_index, selecting as MoEMlp does (moe.select_experts)."""
-    selected, selected_bias = select_experts(weight, bias, dataset_idx, hidden.dtype)
-    return torch.baddbmm(selected_bias, hidden, selected.transpose(1, 2))
+def route_index(mlp: MoEMlp, x: torch.Tensor, dataset_idx: torch.Tensor) -> torch.Tensor:
+    """(B, N, D) -> (B, N, D), each sample's expert selected by indexing."""
+    hidden = mlp.hidden(x)
+    expert = torch.baddbmm(mlp.expert_bias[dataset_idx].unsqueeze(1), hidden,
+                           mlp.expert_weight[dataset_idx].transpose(1, 2))
+    return torch.cat([mlp.fc2(hidden), expert], dim=-1)
 
 
-def route_slices(hidden, weight, bias, dataset_idx):
-    """Same result for a batch sorted by dataset: one Linear per run of rows."""
-    sizes = torch.bincount(dataset_idx, minlength=weight.shape[0]).tolist()
-    return experts_by_slices(hidden, weight, bias, sizes)
+def route_one_hot(mlp: MoEMlp, x: torch.Tensor, dataset_idx: torch.Tensor) -> torch.Tensor:
+    """Same result, MoEMlp on a batch in any order (moe.select_experts)."""
+    return mlp(x, dataset_idx)
+
+
+def route_slices(mlp: MoEMlp, x: torch.Tensor, dataset_idx: torch.Tensor) -> torch.Tensor:
+    """Same result for a sorted batch: shared fc2 on all rows, one expert Linear per run."""
+    hidden = mlp.hidden(x)
+    sizes = run_lengths(dataset_idx, mlp.num_experts)
+    experts = [torch.nn.functional.linear(rows, mlp.expert_weight[e], mlp.expert_bias[e])
+               for e, rows in enumerate(torch.split(hidden, sizes)) if sizes[e]]
+    return torch.cat([mlp.fc2(hidden), torch.cat(experts)], dim=-1)
+
+
+def route_runs(mlp: MoEMlp, x: torch.Tensor, dataset_idx: torch.Tensor) -> torch.Tensor:
+    """Same result for a sorted batch, MoEMlp given the run lengths."""
+    return mlp(x, dataset_idx, run_lengths(dataset_idx, mlp.num_experts))
 
 
 ROUTINGS: dict[str, Callable] = {"index": route_index, "one_hot": route_one_hot,
-                                 "slices": route_slices}
+                                 "slices": route_slices, "runs": route_runs}
 
 
-def time_routing(routing: Callable, inputs: tuple, grad: torch.Tensor, warmup: int,
-                 repeats: int) -> float:
-    """Median milliseconds of forward + backward."""
-    times = []
+def forward_backward(routing: Callable, mlp: MoEMlp, inputs: tuple,
+                     grad: torch.Tensor) -> list[torch.Tensor]:
+    """One forward + backward from zeroed gradients; returns [output, *parameter grads]."""
+    mlp.zero_grad(set_to_none=True)
+    inputs[0].grad = None
+    out = routing(mlp, *inputs)
+    out.backward(grad)
+    return [out.detach(), inputs[0].grad.clone()] + [p.grad.clone() for p in mlp.parameters()]
+
+
+def time_routings(mlp: MoEMlp, inputs: tuple, grad: torch.Tensor, warmup: int,
+                  repeats: int) -> dict[str, float]:
+    """Median milliseconds of forward + backward per routing, interleaved round by round so a
+    loaded machine slows them alike."""
+    times: dict[str, list[float]] = {key: [] for key in ROUTINGS}
     for i in range(warmup + repeats):
-        for tensor in inputs[:3]:
-            tensor.grad = None
-        start = time.perf_counter()
-        routing(*inputs).backward(grad)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+        for key, routing in ROUTINGS.items():
+            mlp.zero_grad(set_to_none=True)
+            inputs[0].grad = None
+            start = time.perf_counter()
+            routing(mlp, *inputs).backward(grad)
+            if i >= warmup:
+                times[key].append(time.perf_counter() - start)
+    return {key: 1000 * statistics.median(t) for key, t in times.items()}
+
+
+def max_rel_diff(got: list[torch.Tensor], reference: list[torch.Tensor]) -> float:
+    return max(float((g - r).abs().max() / r.abs().max()) for g, r in zip(got, reference,
+                                                                          strict=True))
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -83,31 +119,22 @@ def run(args: argparse.Namespace) -> dict:
         torch.set_num_threads(args.threads)
     rows = []
     for name, batch, tokens, dim, expert_dim, experts in SHAPES:
-        gen = torch.Generator().manual_seed(0)
-        hidden = torch.randn(batch, tokens, 4 * dim, generator=gen).requires_grad_()
-        weight = (0.02 * torch.randn(experts, expert_dim, 4 * dim, generator=gen)).requires_grad_()
-        bias = torch.randn(experts, expert_dim, generator=gen).requires_grad_()
+        torch.manual_seed(0)
+        mlp = MoEMlp(dim, 4 * dim, num_experts=experts, expert_dim=expert_dim)
+        with torch.no_grad():
+            mlp.expert_bias.normal_()
+        x = torch.randn(batch, tokens, dim).requires_grad_()  # as in a block: grad flows on
         dataset_idx = torch.sort(torch.arange(batch) % experts).values
-        grad = torch.randn(batch, tokens, expert_dim, generator=gen)
-        inputs = (hidden, weight, bias, dataset_idx)
-        outputs = {}
-        for key, routing in ROUTINGS.items():
-            for tensor in inputs[:3]:
-                tensor.grad = None
-            out = routing(*inputs)
-            out.backward(grad)
-            outputs[key] = (out.detach(), weight.grad.clone())
-        reference_out, reference_grad = outputs["index"]
-        out_diff = {key: float((out - reference_out).abs().max() / reference_out.abs().max())
-                    for key, (out, _) in outputs.items() if key != "index"}
-        grad_diff = {key: float((g - reference_grad).abs().max() / reference_grad.abs().max())
-                     for key, (_, g) in outputs.items() if key != "index"}
-        ms = {key: time_routing(routing, inputs, grad, args.warmup, args.repeats)
-              for key, routing in ROUTINGS.items()}
+        grad = torch.randn(batch, tokens, dim)
+        inputs = (x, dataset_idx)
+        reference = forward_backward(route_index, mlp, inputs, grad)
+        diff = {key: max_rel_diff(forward_backward(routing, mlp, inputs, grad), reference)
+                for key, routing in ROUTINGS.items() if key != "index"}
+        ms = time_routings(mlp, inputs, grad, args.warmup, args.repeats)
         rows.append({"shape": name, "batch": batch, "tokens": tokens, "dim": dim,
                      "expert_dim": expert_dim, "experts": experts, "ms": ms,
                      "speedup_vs_index": {key: ms["index"] / ms[key] for key in ms},
-                     "output_max_rel_diff": out_diff, "grad_max_rel_diff": grad_diff})
+                     "max_rel_diff": diff})
     return {
         "benchmark": "moe_routing",
         "device": "cpu",
@@ -122,17 +149,13 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def print_table(result: dict) -> None:
-    print(f"MoE expert routing, forward + backward of one layer's expert slice "
-          f"({result['threads']} threads)")
-    print(f"{'shape':<24}{'routing':<9}{'ms':>9}{'vs index':>10}{'output diff':>13}"
-          f"{'grad diff':>11}")
+    print(f"MoE FFN routing, forward + backward of one layer ({result['threads']} threads)")
+    print(f"{'shape':<24}{'routing':<9}{'ms':>9}{'vs index':>10}{'max diff':>11}")
     for row in result["rows"]:
         for key, ms in row["ms"].items():
-            out = row["output_max_rel_diff"].get(key)
-            grad = row["grad_max_rel_diff"].get(key)
+            diff = row["max_rel_diff"].get(key)
             print(f"{row['shape']:<24}{key:<9}{ms:>9.2f}{row['speedup_vs_index'][key]:>9.2f}x"
-                  f"{'-' if out is None else f'{out:.1e}':>13}"
-                  f"{'-' if grad is None else f'{grad:.1e}':>11}")
+                  f"{'-' if diff is None else f'{diff:.1e}':>11}")
 
 
 def main() -> None:

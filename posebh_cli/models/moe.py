@@ -13,12 +13,15 @@ backward is an accumulating index_put that serialises over the batch: on 2 CPU c
 fifth of the tiny backbone's step; the one-hot product's backward is one small GEMM
 (benchmarks/moe_routing.py). Multiplying by exact 0/1 keeps the selection exact.
 
-Row slices (when the caller knows the batch is sorted by dataset): the training loader orders
-each batch by dataset (collate_pose_batch), so expert e applies to one contiguous run of rows.
-Given the run lengths (`group_sizes`, host ints, no sync), the FFN splits the hidden rows and
-applies each expert with one plain Linear: the same per-sample FLOPs, no (B, P, 4D) per-sample
-weight copy, and a backward of ordinary GEMMs plus one cat (split's backward). On 2 CPU cores the
-tiny recipe's layer runs forward + backward in ~6 ms instead of ~10-12 ms.
+Runs of rows (when the caller knows the batch is sorted by dataset): the training loader orders
+each batch by dataset (collate_pose_batch), so dataset e's samples are one contiguous run of rows.
+Given the run lengths (`group_sizes`, host ints, no sync), the whole FFN runs on each run with
+that dataset's fc2 merged into one Linear(4D, D) (shared rows + expert e's rows, `merged_fc2`):
+the same per-sample FLOPs, no (B, P, 4D) per-sample weight copy, and the (B, N, 4D) hidden
+activation is never split, concatenated or summed from two gradients (the shared fc2 and the
+experts' slices); only the (B, N, D) input and output are. Forward + backward of the tiny
+recipe's FFN on 2 CPU cores: one-hot ~37 ms, expert slices after a shared fc2 ~33 ms, runs ~30 ms
+(benchmarks/moe_routing.py; a whole training step did not move measurably).
 """
 
 from __future__ import annotations
@@ -38,18 +41,13 @@ def select_experts(weight: Tensor, bias: Tensor, dataset_idx: Tensor,
     return selected, (one_hot @ bias.to(dtype)).unsqueeze(1)
 
 
-def experts_by_slices(hidden: Tensor, weight: Tensor, bias: Tensor,
-                      group_sizes: Sequence[int]) -> Tensor:
-    """Each dataset's expert on its run of rows: hidden (B, N, 4D) sorted by dataset, weight
-    (E, P, 4D), bias (E, P), group_sizes (E,) samples per dataset summing to B -> (B, N, P)."""
+def check_group_sizes(group_sizes: Sequence[int], num_experts: int, batch: int) -> list[int]:
+    """group_sizes as ints: one non-negative count per expert, summing to the batch size."""
     sizes = [int(n) for n in group_sizes]
-    if len(sizes) != weight.shape[0] or sum(sizes) != hidden.shape[0] or min(sizes) < 0:
-        raise ValueError(f"group_sizes {sizes} must be {weight.shape[0]} counts summing to the "
-                         f"batch size {hidden.shape[0]}")
-    parts = torch.split(hidden, sizes)
-    outputs = [nn.functional.linear(part, weight[e], bias[e])
-               for e, part in enumerate(parts) if sizes[e]]
-    return torch.cat(outputs) if len(outputs) > 1 else outputs[0]
+    if len(sizes) != num_experts or sum(sizes) != batch or min(sizes) < 0:
+        raise ValueError(f"group_sizes {sizes} must be {num_experts} counts summing to the "
+                         f"batch size {batch}")
+    return sizes
 
 
 class MoEMlp(nn.Module):
@@ -107,19 +105,33 @@ class MoEMlp(nn.Module):
         """x: (B, N, D); dataset_idx: (B,) int64 in [0, E). Returns (B, N, D).
 
         group_sizes: (E,) sample counts when the batch is sorted by dataset (rows of dataset 0
-        first, ...; see models.posebh.contiguous_group_sizes): each expert then runs on its
-        row slice.
+        first, ...; see models.posebh.contiguous_group_sizes): the FFN then runs on each
+        dataset's run of rows with that dataset's merged fc2.
         """
-        hidden = self.norm(self.drop1(self.act(self.fc1(x))))  # (B, N, 4D)
-        shared = self.fc2(hidden)  # (B, N, D - P)
         if group_sizes is not None:
-            expert = experts_by_slices(hidden, self.expert_weight, self.expert_bias,
-                                       group_sizes)
-        else:
-            weight, bias = select_experts(self.expert_weight, self.expert_bias, dataset_idx,
-                                          hidden.dtype)  # (B, P, 4D), (B, 1, P)
-            expert = torch.baddbmm(bias, hidden, weight.transpose(1, 2))  # (B, N, P)
+            return self._forward_by_runs(x, group_sizes)
+        hidden = self.hidden(x)  # (B, N, 4D)
+        shared = self.fc2(hidden)  # (B, N, D - P)
+        weight, bias = select_experts(self.expert_weight, self.expert_bias, dataset_idx,
+                                      hidden.dtype)  # (B, P, 4D), (B, 1, P)
+        expert = torch.baddbmm(bias, hidden, weight.transpose(1, 2))  # (B, N, P)
         out = torch.cat([shared, expert.to(shared.dtype)], dim=-1)
+        return self.drop2(out)
+
+    def hidden(self, x: Tensor) -> Tensor:
+        """(..., D) -> (..., 4D): fc1, activation, dropout, optional norm."""
+        return self.norm(self.drop1(self.act(self.fc1(x))))
+
+    def _forward_by_runs(self, x: Tensor, group_sizes: Sequence[int]) -> Tensor:
+        """x (B, N, D) sorted by dataset, group_sizes (E,) -> (B, N, D), each run of rows
+        through the FFN with its dataset's merged fc2."""
+        sizes = check_group_sizes(group_sizes, self.num_experts, x.shape[0])
+        outputs = []
+        for e, rows in enumerate(torch.split(x, sizes)):
+            if sizes[e]:
+                weight, bias = self.merged_fc2(e)
+                outputs.append(nn.functional.linear(self.hidden(rows), weight, bias))
+        out = torch.cat(outputs) if len(outputs) > 1 else outputs[0]
         return self.drop2(out)
 
     def merged_fc2(self, dataset_index: int) -> tuple[Tensor, Tensor]:

@@ -160,7 +160,7 @@ class PoseViT(_vit_module.VisionTransformer):
         """x: (B, 3, H, W); dataset_idx: (B,) int64 (needed with MoE). Returns (B, D, H/p, W/p).
 
         group_sizes: per-dataset sample counts when the batch is sorted by dataset (the MoE
-        experts then run on row slices, models/moe.py); None works for any order.
+        FFN then runs on each run of rows, models/moe.py); None works for any order.
         """
         tokens = self.patch_embed(x)  # (B, N, D), N = H/p * W/p
         tokens = self.pos_drop(tokens + self.pos_embed)
