@@ -92,7 +92,8 @@ class StepRunner:
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.model, recipe.optimizer,
                                          len(self.model.backbone.blocks))
-        self.settings = StepSettings(stage, recipe.loss, recipe.prototypes)
+        self.settings = StepSettings(stage, recipe.loss, recipe.prototypes,
+                                     recipe.loss_weights())
         self.grad_clip = recipe.optimizer.grad_clip
         self.device, self.autocast_dtype, self.seed = device, autocast_dtype, recipe.seed
         self.step = 0

@@ -148,6 +148,8 @@ class DatasetConfig:
     half_body: bool = True
     box_padding: float | None = rule(None, gt=0.0,
                                      help="crop = box x this; omit = augment.box_padding")
+    loss_weight: float = rule(1.0, min=0.0,
+                              help="weight of this dataset's head in the keypoint loss sum")
 
     @property
     def reader(self) -> str:
@@ -205,6 +207,10 @@ class Recipe:
         """
         own = self.dataset(name).box_padding
         return self.augment.box_padding if own is None else own
+
+    def loss_weights(self) -> dict[str, float]:
+        """Dataset name -> weight of its head in the sum of the heads' keypoint losses."""
+        return {d.name: d.loss_weight for d in self.datasets}
 
     def to_table(self) -> dict[str, Any]:
         return dataclass_to_table(self)

@@ -8,7 +8,8 @@ prototype losses use; all prototype and CSS maths run in fp32 (PERF.md: bf16 dis
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -29,6 +30,7 @@ class StepSettings:
     stage: StageConfig
     loss: LossConfig
     prototypes: PrototypeConfig
+    head_weights: Mapping[str, float] = field(default_factory=dict)  # dataset -> loss_weight
 
     @property
     def uses_prototypes(self) -> bool:
@@ -65,7 +67,8 @@ def compute_losses(
     target_heatmaps, target_weights = batch["heatmaps"], batch["weights"]
     heatmaps = {name: hm.float() for name, hm in out["heatmaps"].items()}
     kpt, per_head = multi_head_keypoint_loss(heatmaps, out["sample_indices"], target_heatmaps,
-                                             target_weights, kind=settings.loss.keypoint)
+                                             target_weights, kind=settings.loss.keypoint,
+                                             head_weights=settings.head_weights)
     kpt = settings.loss.keypoint_weight * kpt
     terms = {"kpt": kpt.detach()}
     for name, value in per_head.items():

@@ -229,7 +229,8 @@ class Trainer:
     def _enter_stage(self, span: StageSpan) -> None:
         self.model.set_frozen(span.frozen_parts)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
-        self.settings = StepSettings(span.config, self.recipe.loss, self.recipe.prototypes)
+        self.settings = StepSettings(span.config, self.recipe.loss, self.recipe.prototypes,
+                                     self.recipe.loss_weights())
         self.hooks.on_message(f"stage '{span.config.name}' (steps {span.start}-{span.end - 1}): "
                               f"training {', '.join(span.config.train) or 'nothing'}; prototypes "
                               f"{span.config.prototypes}; CSS {'on' if span.config.css else 'off'}")

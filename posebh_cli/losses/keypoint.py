@@ -59,12 +59,14 @@ def multi_head_keypoint_loss(
     target_heatmaps: Tensor,
     target_weights: Tensor,
     kind: str = "mse",
+    head_weights: Mapping[str, float] | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Sum over heads of each head's loss on its own dataset's samples.
+    """Sum over heads of each head's loss on its own dataset's samples, head `name` weighted by
+    head_weights[name] (default 1; the recipe's per-dataset loss_weight).
 
     heatmaps: name -> (B_d, K_d, h, w) head output on the samples sample_indices[name] (B_d,).
     target_heatmaps: (B, K_max, h, w) zero-padded past K_d; target_weights: (B, K_max).
-    Returns (total, per-head losses).
+    Returns (weighted total, per-head losses unweighted).
     """
     loss_fn = get_keypoint_loss(kind)
     parts: dict[str, Tensor] = {}
@@ -76,4 +78,5 @@ def multi_head_keypoint_loss(
         )
     if not parts:
         return target_heatmaps.new_zeros(()), parts
-    return torch.stack(list(parts.values())).sum(), parts
+    weights = head_weights or {}
+    return torch.stack([weights.get(name, 1.0) * part for name, part in parts.items()]).sum(), parts

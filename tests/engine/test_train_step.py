@@ -37,10 +37,10 @@ def _batch(model, recipe, seed: int = 0) -> dict[str, torch.Tensor]:
             "dataset_idx": torch.tensor(DATASET_OF_SAMPLE)}
 
 
-def _step(model, recipe, stage: StageConfig, loss=None):
+def _step(model, recipe, stage: StageConfig, loss=None, head_weights=None):
     batch = _batch(model, recipe)
     groups = group_samples_by_dataset(batch["dataset_idx"], len(model.heads))
-    settings = StepSettings(stage, loss or recipe.loss, recipe.prototypes)
+    settings = StepSettings(stage, loss or recipe.loss, recipe.prototypes, head_weights or {})
     model.set_frozen([p for p in ("backbone", "keypoint_heads", "embedding_head")
                       if p not in stage.train])
     return compute_losses(model, batch["images"], batch, groups, settings, autocast_dtype=None,
@@ -97,6 +97,14 @@ def test_frozen_prototypes_and_keypoint_only_stage(recipe):
     torch.testing.assert_close(plain.loss.detach(), plain.terms["kpt"])
     # The same images and targets give the same keypoint term whatever the stage adds.
     torch.testing.assert_close(plain.terms["kpt"], frozen.terms["kpt"])
+
+    first, *rest = model.dataset_names
+    weighted = _step(model, recipe, StageConfig("kpt", steps=1, prototypes="frozen",
+                                                train=("backbone", "keypoint_heads")),
+                     head_weights={first: 3.0})  # the recipe's per-dataset loss_weight
+    heads = 3.0 * plain.terms[f"kpt/{first}"] + sum(plain.terms[f"kpt/{n}"] for n in rest)
+    torch.testing.assert_close(weighted.terms["kpt"], recipe.loss.keypoint_weight * heads)
+    torch.testing.assert_close(weighted.terms[f"kpt/{first}"], plain.terms[f"kpt/{first}"])
 
 
 def test_both_sinkhorn_passes_use_the_recipes_settings(recipe, monkeypatch):

@@ -44,3 +44,16 @@ def test_each_head_is_averaged_over_its_own_samples() -> None:
     assert total.item() == 1.0
     with pytest.raises(PosebhError, match="unknown keypoint loss"):
         get_keypoint_loss("l1")
+
+
+def test_head_weights_scale_each_heads_term_of_the_total() -> None:
+    targets, weights = torch.zeros(3, 3, 2, 2), torch.ones(3, 3)
+    heatmaps = {"a": torch.ones(2, 3, 2, 2), "b": torch.full((1, 2, 2, 2), 0.5)}
+    indices = {"a": torch.tensor([0, 2]), "b": torch.tensor([1])}
+    total, parts = multi_head_keypoint_loss(heatmaps, indices, targets, weights,
+                                            head_weights={"a": 2.0, "b": 0.5})
+    assert parts["a"].item() == 1.0 and parts["b"].item() == 0.25  # logged unweighted
+    assert total.item() == 2.0 * 1.0 + 0.5 * 0.25
+    total, _ = multi_head_keypoint_loss(heatmaps, indices, targets, weights,
+                                        head_weights={"b": 4.0})  # a head not named: weight 1
+    assert total.item() == 1.0 + 4.0 * 0.25

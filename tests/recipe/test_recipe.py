@@ -82,6 +82,7 @@ def test_absolute_paths(tmp_path):
     (("steps = 10", "steps = 10\nlr_scale = -1.0"), "stages[0].lr_scale: expected a value > 0.0"),
     (("skeleton = \"coco\"", "skeleton = \"coco\"\nratio = -0.5"), "datasets[0].ratio: expected a value > 0.0"),
     (("skeleton = \"coco\"", "skeleton = \"coco\"\nbox_padding = 0"), "datasets[0].box_padding: expected a value > 0.0"),
+    (("skeleton = \"coco\"", "skeleton = \"coco\"\nloss_weight = -1"), "datasets[0].loss_weight: expected a value >= 0.0"),
     (("skeleton = \"coco\"", "skeleton = \"cocoo\""), "datasets[0].skeleton: unknown skeleton 'cocoo' (did you mean 'coco'?)"),
     (("backbone = \"tiny\"", "backbone = \"tinny\""), "model.backbone: expected one of tiny, small, base, large, huge, got 'tinny' (did you mean 'tiny'?)"),
     (("steps = 10", "steps = 10\nepochs = 2"), "stages[0]: give exactly one of epochs"),
@@ -142,3 +143,16 @@ train = { ann = "b.json" }
     assert topdown_config(plain, plain.dataset("people")).box_padding == 1.3
     with pytest.raises(PosebhError, match="unknown dataset 'hand'"):
         plain.box_padding("hand")
+
+
+def test_loss_weights_per_dataset_default_to_one(tmp_path):
+    text = MINIMAL + """
+[[datasets]]
+name = "hands"
+skeleton = "onehand10k"
+loss_weight = 1.5
+train = { ann = "b.json" }
+"""
+    assert load_recipe(write(tmp_path, text)).loss_weights() == {"people": 1.0, "hands": 1.5}
+    recipe = load_recipe(write(tmp_path, text), ["datasets.people.loss_weight=0.5"])
+    assert recipe.loss_weights() == {"people": 0.5, "hands": 1.5}
