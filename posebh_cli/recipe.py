@@ -111,6 +111,8 @@ class TrainConfig:
     checkpoint_every: int = rule(1000, min=0, help="steps; 0 = stage ends only")
     log_every: int = rule(20, min=1)
     cache_images: bool = rule(False, help="keep decoded images in memory (small datasets)")
+    image_cache_gb: float = rule(2.0, gt=0.0, help="decoded-image cache budget per process "
+                                 "and data worker; least recently used images are evicted")
     compile: bool = rule(False, help="torch.compile the backbone (for GPUs; slower on small CPUs)")
 
 

@@ -79,6 +79,7 @@ def test_absolute_paths(tmp_path):
 @pytest.mark.parametrize(("edit", "needle"), [
     (("[model]", "[model]\nbackbon = 'tiny'"), "model.backbon: unknown key; did you mean 'backbone'?"),
     (("moe = false", "moe = 'no'"), "model.moe: expected true or false"),
+    (("[model]", "[train]\nimage_cache_gb = 0\n[model]"), "train.image_cache_gb: expected a value > 0.0"),
     (("steps = 10", "steps = 10\nlr_scale = -1.0"), "stages[0].lr_scale: expected a value > 0.0"),
     (("skeleton = \"coco\"", "skeleton = \"coco\"\nratio = -0.5"), "datasets[0].ratio: expected a value > 0.0"),
     (("skeleton = \"coco\"", "skeleton = \"coco\"\nbox_padding = 0"), "datasets[0].box_padding: expected a value > 0.0"),
