@@ -71,6 +71,8 @@ class Trainer:
 
             self.pretrained_report = load_backbone_weights(self.model.backbone,
                                                            recipe.model.pretrained)
+            if dist.is_main:
+                self.hooks.on_message(self.pretrained_report.summary(recipe.model.pretrained))
         if recipe.train.compile:
             # In place, so parameter names (and checkpoints) do not change. The backbone sees
             # one batch shape per run; the heads see a different per-dataset count every step,

@@ -40,6 +40,18 @@ class WeightLoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    loaded: int = 0  # model tensors filled from the file
+
+    def summary(self, path: str | Path) -> str:
+        """One line for the user: how many tensors loaded, then each kind of left-over key."""
+        parts = [f"backbone weights {path}: {self.loaded} tensors loaded"]
+        for label, keys in (("missing (kept at init)", self.missing),
+                            ("unexpected (not used)", self.unexpected),
+                            ("ignored", self.ignored)):
+            if keys:
+                shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+                parts.append(f"{len(keys)} {label}: {shown}")
+        return "; ".join(parts)
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -150,4 +162,5 @@ def load_backbone_weights(model: PoseViT, path: str | Path) -> WeightLoadReport:
         missing=sorted(result.missing_keys),
         unexpected=sorted(result.unexpected_keys),
         ignored=sorted(ignored),
+        loaded=len(mapped) - len(result.unexpected_keys),
     )

@@ -98,6 +98,11 @@ def test_load_timm_style_weights_drops_cls_and_interpolates_pos_embed(tmp_path) 
     assert report.missing == ["norm.bias"]
     assert report.unexpected == ["mystery"]
     assert set(report.ignored) == {"cls_token", "head.weight", "decoder_embed.weight"}
+    assert report.loaded == len(model.state_dict()) - 1  # all but the deleted norm.bias
+    assert report.summary(path) == (
+        f"backbone weights {path}: {report.loaded} tensors loaded; 1 missing (kept at init): "
+        "norm.bias; 1 unexpected (not used): mystery; 3 ignored: cls_token, "
+        "decoder_embed.weight, head.weight")
     assert model.pos_embed.shape == (1, 12, 192)
     assert torch.all(model.blocks[0].attn.qkv.weight == 0.5)
 
