@@ -17,6 +17,7 @@ from torch import Tensor
 from posebh_cli.losses.css import CssInput, css_loss
 from posebh_cli.losses.keypoint import multi_head_keypoint_loss
 from posebh_cli.losses.prototype import prototype_heatmap_loss, prototype_loss
+from posebh_cli.models.norm_statistics import batch_statistics_only
 from posebh_cli.models.posebh import PoseBHModel, select_samples
 from posebh_cli.models.prototype_learning import DatasetPixels, learn_prototypes
 from posebh_cli.models.prototypes import similarity_to_heatmaps
@@ -128,8 +129,10 @@ def _css_term(model: PoseBHModel, out: dict, embeddings: Tensor, settings: StepS
         if not others:
             continue
         index = torch.cat(others)
+        # Head d's BN running statistics stay those of its own dataset (norm_statistics.py).
         with torch.autocast(features.device.type, dtype=autocast_dtype or torch.float32,
-                            enabled=autocast_dtype is not None):
+                            enabled=autocast_dtype is not None), \
+                batch_statistics_only(model.heads[name]):
             head = model.run_head(d, select_samples(features, index)).float()
         emb = select_samples(embeddings, index)
         similarity = model.prototype_table.similarity(emb, model.type_ids(d))

@@ -130,3 +130,26 @@ def test_both_sinkhorn_passes_use_the_recipes_settings(recipe, monkeypatch):
     _step(model, custom, StageConfig("all", steps=1, prototypes="learn", css=True))
     assert seen == [{"eps": 0.2, "iters": 5, "tau": 0.7, "update": True},
                     {"eps": 0.2, "iters": 5, "tau": 0.7, "update": False}]
+
+
+def test_css_pass_leaves_the_heads_running_statistics_to_their_own_dataset(recipe):
+    # CSS runs head d on the other datasets' samples; its BN running mean / var (what evaluation
+    # normalises with) must come from the main pass over d's own samples only.
+    import copy
+
+    torch.manual_seed(0)
+    model = build_recipe_model(recipe).train()
+    twin = copy.deepcopy(model)
+    with_css = StageConfig("css", steps=1, prototypes="frozen", css=True,
+                           train=("keypoint_heads", "embedding_head"))
+    without = dataclasses.replace(with_css, css=False)
+    out = _step(model, recipe, with_css, dataclasses.replace(recipe.loss, css_threshold=0.0))
+    assert float(out.terms["css_keypoints"]) > 0  # the CSS pass did run the heads
+    _step(twin, recipe, without)
+    for (name, buffer), (_, expected) in zip(model.heads.named_buffers(),
+                                             twin.heads.named_buffers(), strict=True):
+        torch.testing.assert_close(buffer, expected, rtol=0, atol=0, msg=name)
+    fresh = build_recipe_model(recipe).heads
+    moved = [n for (n, b), (_, b0) in zip(model.heads.named_buffers(), fresh.named_buffers())
+             if n.endswith("running_mean") and not torch.equal(b, b0)]
+    assert moved  # the main pass still updates them
