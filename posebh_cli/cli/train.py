@@ -83,7 +83,7 @@ def train_command(
     progress = TrainProgress(console, enabled=dist.is_main)
     try:
         trainer = Trainer(recipe, target, torch_device, dist, max_steps=max_steps,
-                          hooks=progress.hooks(), validate=validate)
+                          hooks=progress.hooks(), validate=validate, resuming=resume)
         if resume:
             trainer.resume()
         if dist.is_main:

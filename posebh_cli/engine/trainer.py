@@ -55,7 +55,7 @@ class TrainState:
 class Trainer:
     def __init__(self, recipe: Recipe, run_dir: Path, device: torch.device, dist: DistInfo,
                  *, max_steps: int | None = None, hooks: TrainerHooks | None = None,
-                 validate: bool = True) -> None:
+                 validate: bool = True, resuming: bool = False) -> None:
         from posebh_cli.data.image_cache import ImageCache
         from posebh_cli.data.sampler import MixtureSampler
         from posebh_cli.data.topdown_dataset import MixedPoseDataset, collate_pose_batch
@@ -66,7 +66,10 @@ class Trainer:
         self.validate_at_stage_end = validate
         self.types = type_table_of(recipe)
         self.model = build_recipe_model(recipe, self.types).to(device)
-        if recipe.model.pretrained:
+        self.pretrained_report = None
+        # A resumed run takes every weight from its trainer state: reading model.pretrained
+        # first would cost a load (and print a report) for tensors about to be replaced.
+        if recipe.model.pretrained and not resuming:
             from posebh_cli.models.vit_weights import load_backbone_weights
 
             self.pretrained_report = load_backbone_weights(self.model.backbone,
