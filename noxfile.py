@@ -21,7 +21,7 @@ def _install(session: nox.Session, *extras: str) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """The test suite (the same command .ci/run runs)."""
-    _install(session, "dev", "gpu")
+    _install(session, "dev", "gpu", "tensorboard")
     session.run("pytest", "-q", *session.posargs)
 
 

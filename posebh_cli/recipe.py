@@ -114,6 +114,8 @@ class TrainConfig:
     image_cache_gb: float = rule(2.0, gt=0.0, help="decoded-image cache budget per process "
                                  "and data worker; least recently used images are evicted")
     compile: bool = rule(False, help="torch.compile the backbone (for GPUs; slower on small CPUs)")
+    tensorboard: bool = rule(True, help="write TensorBoard events to <run>/tensorboard when the "
+                             "tensorboard package is installed")
 
 
 @dataclass(frozen=True)

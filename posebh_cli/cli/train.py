@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -51,6 +52,7 @@ def train_command(
     from posebh_cli.engine import run_dir as rd
     from posebh_cli.engine.distributed import init_distributed, shutdown
     from posebh_cli.engine.progress import TrainProgress
+    from posebh_cli.engine.tensorboard_log import TENSORBOARD_DIR
     from posebh_cli.engine.trainer import Trainer
     from posebh_cli.errors import PosebhError
     from posebh_cli.io.atomic import atomic_write_text
@@ -75,6 +77,7 @@ def train_command(
             for name in (rd.WEIGHTS_FILE, rd.TRAINER_STATE_FILE, rd.RUN_INFO_FILE,
                          rd.METRICS_FILE):
                 (target / name).unlink(missing_ok=True)
+            shutil.rmtree(target / TENSORBOARD_DIR, ignore_errors=True)
     if dist.is_main:
         target.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target / rd.RECIPE_FILE, recipe.to_toml())

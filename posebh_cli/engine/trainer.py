@@ -67,6 +67,7 @@ class Trainer:
         self.types = type_table_of(recipe)
         self.model = build_recipe_model(recipe, self.types).to(device)
         self.pretrained_report = None
+        self.tensorboard = None  # a TensorBoardLog while run() runs, on rank 0
         # A resumed run takes every weight from its trainer state: reading model.pretrained
         # first would cost a load (and print a report) for tensors about to be replaced.
         if recipe.model.pretrained and not resuming:
@@ -285,6 +286,31 @@ class Trainer:
         if start >= self.stop_at:
             self.hooks.on_message(f"nothing to do: the run is at step {start} of {self.stop_at}")
             return self.state
+        self.tensorboard = self._open_tensorboard(start)
+        try:
+            return self._run(start)
+        finally:
+            if self.tensorboard is not None:
+                self.tensorboard.close()
+                self.tensorboard = None
+
+    def _open_tensorboard(self, start: int):
+        from posebh_cli.engine.tensorboard_log import (
+            TENSORBOARD_DIR,
+            TensorBoardLog,
+            tensorboard_installed,
+        )
+
+        if not (self.dist.is_main and self.recipe.train.tensorboard):
+            return None
+        if not tensorboard_installed():
+            self.hooks.on_message("TensorBoard events: off (the tensorboard package is not "
+                                  "installed: pip install 'posebh[tensorboard]')")
+            return None
+        self.hooks.on_message(f"TensorBoard events: {self.run_dir / TENSORBOARD_DIR}")
+        return TensorBoardLog(self.run_dir, start_step=start)
+
+    def _run(self, start: int) -> TrainState:
         self.hooks.on_start(start, self.stop_at)
         span = stage_at(self.spans, start)
         self._enter_stage(span)
@@ -306,8 +332,10 @@ class Trainer:
             if step % self.recipe.train.log_every == 0 or step == self.stop_at:
                 self._log_row({"step": step, "stage": span.config.name,
                                "epoch": f"{step / self.steps_per_epoch:.4f}",
-                               "lr": f"{terms.pop('lr'):.6g}", "samples_per_s": f"{speed:.1f}",
-                               **{k: f"{v:.6g}" for k, v in sorted(terms.items())}})
+                               "lr": f"{terms['lr']:.6g}", "samples_per_s": f"{speed:.1f}",
+                               **{k: f"{v:.6g}" for k, v in sorted(terms.items()) if k != "lr"}})
+                if self.tensorboard is not None:
+                    self.tensorboard.train(step, {**terms, "samples_per_s": speed})
                 tick, tick_step = time.perf_counter(), step
             stage_done = step == span.end
             if stage_done or (every and step % every == 0) or step == self.stop_at:
@@ -328,6 +356,7 @@ class Trainer:
                                   f"{self.recipe.eval.decoder} decoder reads did not train; the "
                                   f"results after stage '{previous}' stand")
             self.state.validation[span.config.name] = self.state.validation[previous]
+            self._log_validation(self.state.validation[previous])
             return
         results = {}
         was_training = self.model.training
@@ -343,3 +372,8 @@ class Trainer:
         self.model.train(was_training)
         self.state.validation[span.config.name] = results
         self.hooks.on_validation(span, results)
+        self._log_validation(results)
+
+    def _log_validation(self, results: dict[str, Any]) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.validation(self.state.step, results)
