@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from posebh_cli.cli.options import Checkpoint, Device, JsonOutput, RunDir
 from posebh_cli.errors import PosebhError
@@ -98,9 +99,10 @@ def _print_summary(report: dict[str, Any]) -> None:
                           ", ".join(concept["skeletons"]), members)
         console.print(table)
     if report.get("output"):
-        console.print(f"[green]wrote[/green] {report['output']} and {report['report']}")
+        console.print(f"[green]wrote[/green] {escape(str(report['output']))} and "
+                      f"{escape(str(report['report']))}")
     else:
-        console.print(f"[green]wrote[/green] {report['report']}")
+        console.print(f"[green]wrote[/green] {escape(str(report['report']))}")
 
 
 def cluster_command(

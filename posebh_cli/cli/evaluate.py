@@ -180,7 +180,7 @@ def eval_model(dataset: str, *, run: Path | None, checkpoint: Path | None, split
     total = sum(r["instances"] for r in reports.values())
     seconds = sum(r["instances"] / max(r["images_per_second"], 1e-9) for r in reports.values())
     console.print(f"{total} instances at {total / max(seconds, 1e-9):.1f} images/s on "
-                  f"{torch_device}; results and metrics in {out_dir}")
+                  f"{torch_device}; results and metrics in {out_dir}", markup=False)
     return reports
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from posebh_cli.cli.options import Checkpoint, JsonOutput, Overrides, RunDir
 
@@ -43,7 +44,7 @@ def _print_import(imported: Any, out: Path, seconds: float) -> None:
                       f"{shown}{more}")
     else:
         console.print("every file tensor was mapped")
-    console.print(f"[green]done[/green] in {seconds:.1f} s: run directory {out}")
+    console.print(f"[green]done[/green] in {seconds:.1f} s: run directory {escape(str(out))}")
 
 
 def import_checkpoint_command(
@@ -171,7 +172,7 @@ def export_command(
     if json_output:
         console.print_json(json.dumps(report))
     else:
-        console.print(f"[green]exported[/green] {dataset} ({fmt}) to {target} "
+        console.print(f"[green]exported[/green] {dataset} ({fmt}) to {escape(str(target))} "
                       f"({report['bytes'] / 2**20:.1f} MB): images {tuple(report['input'])} -> "
                       f"heatmaps {tuple(report['output'])}")
         if parity is None:

@@ -191,10 +191,11 @@ def predict_command(
     count = summary.get("images", summary.get("frames"))
     unit = "images" if summary["kind"] == "images" else "frames"
     console.print(f"{count} {unit} ({', '.join(datasets)}; decoder {decoder}) in "
-                  f"{summary['seconds']:.2f} s: {summary['fps']:.1f} {unit}/s on {torch_device}")
+                  f"{summary['seconds']:.2f} s: {summary['fps']:.1f} {unit}/s on {torch_device}",
+                  markup=False)
     written = summary.get("overlays", [summary.get("video")])
     console.print(f"overlays: {written[0]}{' ...' if len(written) > 1 else ''}; results: "
-                  f"{summary['results']}")
+                  f"{summary['results']}", markup=False)
 
 
 class _FrameKeys(dict):

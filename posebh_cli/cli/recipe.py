@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from posebh_cli.cli.app_group import PosebhGroup
 from posebh_cli.cli.console import console
@@ -42,6 +43,6 @@ def check_recipe(
                          for d, s in zip(recipe.datasets, types.skeletons))
     stages = ", ".join(f"{s.name} ({s.epochs:g} epochs)" if s.epochs else
                        f"{s.name} ({s.steps} steps)" for s in recipe.stages)
-    console.print(f"[green]ok[/green] {path}: {len(recipe.datasets)} datasets: {datasets}; "
-                  f"{types.num_types} keypoint types x {recipe.model.prototypes_per_type} "
-                  f"prototypes; stages: {stages}")
+    console.print(f"[green]ok[/green] {escape(str(path))}: {len(recipe.datasets)} datasets: "
+                  f"{datasets}; {types.num_types} keypoint types x "
+                  f"{recipe.model.prototypes_per_type} prototypes; stages: {stages}")

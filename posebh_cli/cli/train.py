@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from posebh_cli.cli.console import console
 from posebh_cli.cli.options import Device, Overrides
@@ -97,4 +98,4 @@ def train_command(
         shutdown(dist)
     if dist.is_main:
         console.print(f"[green]done[/green]: step {state.step} of {trainer.total_steps}; "
-                      f"run directory {target}")
+                      f"run directory {escape(str(target))}")

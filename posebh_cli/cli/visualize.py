@@ -179,5 +179,5 @@ def visualize_prototypes_command(
         score = report["expected"]
         console.print(f"expected correspondences ({expected}): {score['recovered']} of "
                       f"{score['total']} recovered ({score['fraction']:.0%}; a keypoint's best "
-                      "match in the other skeleton, both directions)")
+                      "match in the other skeleton, both directions)", markup=False)
     console.print("wrote " + ", ".join(report["files"]))

@@ -52,8 +52,10 @@ class TrainProgress:
                              speed=f"{speed:.0f} samples/s")
 
     def _message(self, text: str) -> None:
+        # Plain text, not rich markup: "[...]" in a path, a tensor name or "posebh[tensorboard]"
+        # would otherwise be read as a style tag and vanish.
         if self.enabled:
-            self.progress.console.print(text)
+            self.progress.console.print(text, markup=False)
 
     def _validation(self, span, results: dict[str, Any]) -> None:
         if not self.enabled or not results:

@@ -73,3 +73,20 @@ def test_user_skeleton_dir_option(tmp_path):
     result = runner.invoke(app, ["--skeleton-dir", str(tmp_path), "skeletons"])
     assert result.exit_code == 2
     assert "bad.toml: key 'flip_pairs[1]'" in result.output and "symmetric" in result.output
+
+
+def test_error_line_keeps_square_brackets_of_paths(tmp_path):
+    # rich would read "[run]" as a style tag and drop it from the one-line error
+    missing = tmp_path / "[run]" / "recipe.toml"
+    result = runner.invoke(app, ["recipe", "check", str(missing)])
+    assert result.exit_code == 2
+    assert str(missing) in result.output.replace("\n", "")
+
+
+def test_ok_line_keeps_square_brackets_of_paths(tmp_path):
+    recipe = tmp_path / "[exp]" / "vitb.toml"
+    recipe.parent.mkdir()
+    recipe.write_text((REPO / "recipes" / "vitb_mdt.toml").read_text())
+    result = runner.invoke(app, ["recipe", "check", str(recipe)])
+    assert result.exit_code == 0, result.output
+    assert str(recipe) in result.output.replace("\n", "")

@@ -86,5 +86,6 @@ def test_off_by_recipe_or_when_tensorboard_is_not_installed(write_recipe, tmp_pa
     monkeypatch.setattr(tensorboard_log, "tensorboard_installed", lambda: False)
     result = _train(write_recipe(), tmp_path / "missing", "--max-steps", "1", "--no-validate")
     assert result.exit_code == 0, result.output
-    assert "the tensorboard package is not installed" in " ".join(result.output.split())
+    assert ("the tensorboard package is not installed: pip install 'posebh[tensorboard]'"
+            in " ".join(result.output.split()))
     assert not (tmp_path / "missing" / TENSORBOARD_DIR).exists()
