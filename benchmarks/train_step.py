@@ -13,6 +13,11 @@ Variants, timed in one process on the same in-memory batches (the issue's goal: 
   stage1    for reference, METHOD.md stage 1: backbone and heads frozen, embedding head and
             prototypes learning
   stage2    for reference, METHOD.md stage 2: backbone frozen, heads + embedding head with CSS
+  vitpose_all_heads  for context, not the goal's baseline: the keypoint-only step as the
+            reference ViTPose++ code runs it, every head on the WHOLE batch (BN over all samples)
+            and each head's loss on its own dataset's rows; posebh's baseline runs each head on
+            its own samples only, so CSS (which needs every head on the other datasets' samples)
+            pays for head work the reference's plain step already does
 A step is forward + losses + backward + gradient clipping + AdamW + the prototype copy, as in the
 trainer. Variants are interleaved round by round so a loaded machine slows them alike; the table
 shows the median milliseconds per step after warm-up and the ratio to the baseline.
@@ -38,8 +43,9 @@ from posebh_cli.codecs.encode import encode
 from posebh_cli.data.transforms import normalize_images
 from posebh_cli.engine.build import build_recipe_model, type_table_of
 from posebh_cli.engine.optim import build_optimizer
-from posebh_cli.engine.train_step import StepSettings, compute_losses
-from posebh_cli.models.posebh import group_samples_by_dataset
+from posebh_cli.engine.train_step import StepOutput, StepSettings, compute_losses
+from posebh_cli.losses.keypoint import multi_head_keypoint_loss
+from posebh_cli.models.posebh import contiguous_group_sizes, group_samples_by_dataset
 from posebh_cli.recipe import PARTS, StageConfig, load_recipe
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,6 +63,26 @@ STAGES = {
     "stage2": StageConfig("stage2", steps=1, train=("keypoint_heads", "embedding_head"),
                           prototypes="frozen", css=True),
 }
+
+
+def all_heads_losses(model, images, batch, groups, settings, *, autocast_dtype,
+                     **_) -> StepOutput:
+    """The reference ViTPose++ step: backbone, every head on all B samples, each head's
+    keypoint loss on its own dataset's rows (the `vitpose_all_heads` variant)."""
+    heatmaps, indices = {}, {}
+    with torch.autocast(images.device.type, dtype=autocast_dtype or torch.float32,
+                        enabled=autocast_dtype is not None):
+        features = model.backbone(images, batch["dataset_idx"], contiguous_group_sizes(groups))
+        for d, (name, head) in enumerate(model.heads.items()):
+            if groups[d].numel():
+                index = groups[d].to(features.device)
+                heatmaps[name] = head(features).index_select(0, index).float()  # (B_d, K_d, h, w)
+                indices[name] = index
+    kpt, _ = multi_head_keypoint_loss(heatmaps, indices, batch["heatmaps"], batch["weights"],
+                                      kind=settings.loss.keypoint,
+                                      head_weights=settings.head_weights)
+    kpt = settings.loss.keypoint_weight * kpt
+    return StepOutput(kpt, {"loss": kpt.detach()}, None)
 
 
 def make_batches(recipe, model, batch_size: int, count: int, seed: int = 0) -> list[dict]:
@@ -86,7 +112,8 @@ def make_batches(recipe, model, batch_size: int, count: int, seed: int = 0) -> l
 class StepRunner:
     """One variant: its own model copy and optimizer, stepping like the trainer does."""
 
-    def __init__(self, recipe, model, stage: StageConfig, device, autocast_dtype) -> None:
+    def __init__(self, recipe, model, stage: StageConfig, device, autocast_dtype,
+                 losses=compute_losses) -> None:
         self.model = model.to(device).train()
         self.model.set_frozen([p for p in PARTS if p not in stage.train])
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
@@ -96,6 +123,7 @@ class StepRunner:
                                      recipe.loss_weights())
         self.grad_clip = recipe.optimizer.grad_clip
         self.device, self.autocast_dtype, self.seed = device, autocast_dtype, recipe.seed
+        self.losses = losses
         self.step = 0
 
     def __call__(self, batch: dict) -> float:
@@ -105,7 +133,7 @@ class StepRunner:
         start = time.perf_counter()
         groups = group_samples_by_dataset(batch["dataset_idx"], len(self.model.heads))
         batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
-        out = compute_losses(self.model, normalize_images(batch["image"]), batch, groups,
+        out = self.losses(self.model, normalize_images(batch["image"]), batch, groups,
                              self.settings, autocast_dtype=self.autocast_dtype,
                              sinkhorn_seed=self.seed * 1_000_003 + self.step)
         loss_value = float(out.terms["loss"])  # the trainer's one host sync (finite check)
@@ -137,6 +165,9 @@ def run(args: argparse.Namespace) -> dict:
     runners = {name: StepRunner(recipe, build_recipe_model(recipe, types), stage, device,
                                 autocast_dtype)
                for name, stage in STAGES.items()}
+    runners["vitpose_all_heads"] = StepRunner(recipe, build_recipe_model(recipe, types),
+                                              STAGES["baseline"], device, autocast_dtype,
+                                              losses=all_heads_losses)
     warmup = 2 if args.quick else 3
     steps = max(3, args.steps // 4) if args.quick else args.steps
     batches = make_batches(recipe, runners["full"].model, args.batch_size, warmup + steps)
@@ -167,6 +198,8 @@ def run(args: argparse.Namespace) -> dict:
         "timed_steps": steps,
         "median_ms": {name: round(1e3 * m, 2) for name, m in medians.items()},
         "ratio_to_baseline": {name: round(m / base, 3) for name, m in medians.items()},
+        "full_to_vitpose_all_heads": round(medians["full"] / medians["vitpose_all_heads"], 3),
+        "stage3_to_vitpose_all_heads": round(medians["stage3"] / medians["vitpose_all_heads"], 3),
         "goal": "full <= 1.25 x baseline",
         "goal_met": medians["full"] / base <= 1.25,
         "stage3_within_goal": medians["stage3"] / base <= 1.25,
@@ -177,9 +210,11 @@ def print_table(result: dict) -> None:
     print(f"train step, {result['backbone']} {result['input_size']} batch "
           f"{result['batch_size']} {result['precision']} on {result['device']} "
           f"({result['threads']} threads, load {result['load_average'][0]:.1f})")
-    print(f"{'variant':<10} {'ms/step':>10} {'x baseline':>11}")
+    print(f"{'variant':<18} {'ms/step':>10} {'x baseline':>11}")
     for name, ms in result["median_ms"].items():
-        print(f"{name:<10} {ms:>10.1f} {result['ratio_to_baseline'][name]:>11.3f}")
+        print(f"{name:<18} {ms:>10.1f} {result['ratio_to_baseline'][name]:>11.3f}")
+    print(f"full / vitpose_all_heads {result['full_to_vitpose_all_heads']:.3f}, stage3 / "
+          f"vitpose_all_heads {result['stage3_to_vitpose_all_heads']:.3f} (context only)")
     print(f"goal {result['goal']}: {'met' if result['goal_met'] else 'NOT met'}"
           f" (stage3: {'within' if result['stage3_within_goal'] else 'over'})")
 
