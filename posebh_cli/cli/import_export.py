@@ -21,7 +21,7 @@ def _print_import(imported: Any, out: Path, seconds: float) -> None:
     layout = imported.layout
     experts = f", {layout.num_experts} experts of {layout.expert_dim} rows" \
         if layout.num_experts else ""
-    console.print(f"[bold]{imported.source.name}[/bold]: {layout.kind} ViT-{imported.arch} "
+    console.print(f"[bold]{escape(imported.source.name)}[/bold]: {layout.kind} ViT-{imported.arch} "
                   f"(width {layout.embed_dim}, depth {layout.depth}{experts}), input "
                   f"{layout.input_size[0]}x{layout.input_size[1]}")
     table = Table("expert/head", "dataset", "skeleton", "keypoints")

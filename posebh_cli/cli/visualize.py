@@ -180,4 +180,4 @@ def visualize_prototypes_command(
         console.print(f"expected correspondences ({expected}): {score['recovered']} of "
                       f"{score['total']} recovered ({score['fraction']:.0%}; a keypoint's best "
                       "match in the other skeleton, both directions)", markup=False)
-    console.print("wrote " + ", ".join(report["files"]))
+    console.print("wrote " + ", ".join(report["files"]), markup=False)

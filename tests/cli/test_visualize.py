@@ -85,3 +85,10 @@ def test_visualize_prototypes_user_errors(tiny_run, tmp_path):  # noqa: F811
         result = invoke("--run", run, "--out", str(tmp_path / "v"), *args)
         assert result.exit_code == 2, result.output
         assert len(result.output.strip().splitlines()) == 1 and fragment in result.output
+
+
+def test_visualize_prototypes_prints_output_paths_with_brackets(tiny_run, tmp_path):  # noqa: F811
+    out = tmp_path / "[v]"
+    result = invoke("--run", str(tiny_run.run_dir), "--out", str(out), "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert str(out / "prototypes_pca.png") in result.output.replace("\n", "")
