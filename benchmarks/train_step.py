@@ -19,7 +19,10 @@ Variants, timed in one process on the same in-memory batches (the issue's goal: 
             its own samples only, so CSS (which needs every head on the other datasets' samples)
             pays for head work the reference's plain step already does
 A step is forward + losses + backward + gradient clipping + AdamW + the prototype copy, as in the
-trainer. Variants are interleaved round by round so a loaded machine slows them alike; the table
+trainer. After the timed rounds, one more step per variant runs under torch's FlopCounterMode
+(matmuls, convolutions, attention; forward and backward): its ratio to the baseline is the
+floor any implementation of that variant's maths pays on the same model, so the table shows how
+much of a time ratio is the method's extra convolutions and how much is overhead. Variants are interleaved round by round so a loaded machine slows them alike; the table
 shows the median milliseconds per step after warm-up and the ratio to the baseline.
 
     python benchmarks/train_step.py --device cpu --batch-size 64 --steps 12 --threads 2 \\
@@ -38,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from report import emit
+from torch.utils.flop_counter import FlopCounterMode
 
 from posebh_cli.codecs.encode import encode
 from posebh_cli.data.transforms import normalize_images
@@ -152,6 +156,14 @@ class StepRunner:
         return time.perf_counter() - start
 
 
+def count_flops(step: StepRunner, batch: dict) -> int:
+    """Matmul / convolution / attention FLOPs of one step (forward + backward)."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        step(batch)
+    return counter.get_total_flops()
+
+
 def run(args: argparse.Namespace) -> dict:
     device = torch.device(args.device)
     if args.threads:
@@ -179,6 +191,7 @@ def run(args: argparse.Namespace) -> dict:
                 times[name].append(seconds)
     medians = {name: statistics.median(t) for name, t in times.items()}
     base = medians["baseline"]
+    flops = {name: count_flops(step, batches[-1]) for name, step in runners.items()}
     return {
         "benchmark": "train_step",
         "device": str(device),
@@ -198,6 +211,9 @@ def run(args: argparse.Namespace) -> dict:
         "timed_steps": steps,
         "median_ms": {name: round(1e3 * m, 2) for name, m in medians.items()},
         "ratio_to_baseline": {name: round(m / base, 3) for name, m in medians.items()},
+        "gflop_per_step": {name: round(f / 1e9, 2) for name, f in flops.items()},
+        "flop_ratio_to_baseline": {name: round(f / flops["baseline"], 3)
+                                   for name, f in flops.items()},
         "full_to_vitpose_all_heads": round(medians["full"] / medians["vitpose_all_heads"], 3),
         "stage3_to_vitpose_all_heads": round(medians["stage3"] / medians["vitpose_all_heads"], 3),
         "goal": "full <= 1.25 x baseline",
@@ -210,9 +226,11 @@ def print_table(result: dict) -> None:
     print(f"train step, {result['backbone']} {result['input_size']} batch "
           f"{result['batch_size']} {result['precision']} on {result['device']} "
           f"({result['threads']} threads, load {result['load_average'][0]:.1f})")
-    print(f"{'variant':<18} {'ms/step':>10} {'x baseline':>11}")
+    print(f"{'variant':<18} {'ms/step':>10} {'x baseline':>11} {'GFLOP':>8} {'FLOPs x':>8}")
     for name, ms in result["median_ms"].items():
-        print(f"{name:<18} {ms:>10.1f} {result['ratio_to_baseline'][name]:>11.3f}")
+        print(f"{name:<18} {ms:>10.1f} {result['ratio_to_baseline'][name]:>11.3f} "
+              f"{result['gflop_per_step'][name]:>8.1f} "
+              f"{result['flop_ratio_to_baseline'][name]:>8.3f}")
     print(f"full / vitpose_all_heads {result['full_to_vitpose_all_heads']:.3f}, stage3 / "
           f"vitpose_all_heads {result['stage3_to_vitpose_all_heads']:.3f} (context only)")
     print(f"goal {result['goal']}: {'met' if result['goal_met'] else 'NOT met'}"
