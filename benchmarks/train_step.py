@@ -22,8 +22,9 @@ A step is forward + losses + backward + gradient clipping + AdamW + the prototyp
 trainer. After the timed rounds, one more step per variant runs under torch's FlopCounterMode
 (matmuls, convolutions, attention; forward and backward): its ratio to the baseline is the
 floor any implementation of that variant's maths pays on the same model, so the table shows how
-much of a time ratio is the method's extra convolutions and how much is overhead. Variants are interleaved round by round so a loaded machine slows them alike; the table
-shows the median milliseconds per step after warm-up and the ratio to the baseline.
+much of a time ratio is the method's extra convolutions and how much is overhead. Variants are
+interleaved round by round so a loaded machine slows them alike; the table shows the median
+milliseconds per step after warm-up and the ratio to the baseline.
 
     python benchmarks/train_step.py --device cpu --batch-size 64 --steps 12 --threads 2 \\
         --out benchmarks/results/train_step_cpu.json
