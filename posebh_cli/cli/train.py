@@ -84,7 +84,8 @@ def train_command(
         atomic_write_text(target / rd.RECIPE_FILE, recipe.to_toml())
     torch.manual_seed(recipe.seed)
     torch.set_float32_matmul_precision("high")
-    progress = TrainProgress(console, enabled=dist.is_main)
+    progress = TrainProgress(console, enabled=dist.is_main,
+                             log_every=recipe.train.log_every)
     try:
         trainer = Trainer(recipe, target, torch_device, dist, max_steps=max_steps,
                           hooks=progress.hooks(), validate=validate, resuming=resume)

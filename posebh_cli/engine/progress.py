@@ -1,7 +1,14 @@
-"""Rich progress display for training: stage, step, loss terms, samples/s, ETA."""
+"""Training progress: stage, step, loss terms, samples/s, ETA.
+
+On a terminal it is a live rich progress bar. Elsewhere (a log file, nohup, a cluster job's
+stdout) a live bar cannot redraw, and rich would print it only when the run ends, so the same
+facts come as one plain line every `log_every` steps, the steps metrics.csv records.
+"""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
 from typing import Any
 
 from rich.console import Console
@@ -20,16 +27,28 @@ from posebh_cli.engine.trainer import TrainerHooks
 SHOWN_TERMS = ("loss", "kpt", "proto", "phm", "css")
 
 
+def _clock(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
 class TrainProgress:
-    def __init__(self, console: Console, enabled: bool = True) -> None:
+    """Hooks for the trainer. enabled: this process reports (rank 0); log_every: the plain
+    lines' step interval when the console is not a terminal."""
+
+    def __init__(self, console: Console, enabled: bool = True, log_every: int = 20) -> None:
         self.console = console
         self.enabled = enabled
+        self.live = console.is_terminal
+        self.log_every = max(1, log_every)
         self.progress = Progress(
             TextColumn("[bold]{task.fields[stage]}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[terms]}"), TextColumn("{task.fields[speed]}"),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not enabled,
-            transient=False)
+            TimeElapsedColumn(), TimeRemainingColumn(), console=console,
+            disable=not (enabled and self.live), transient=False)
         self.task = None
+        self.total = 0
+        self.first_step = 0
+        self.started = 0.0
 
     def __enter__(self) -> TrainProgress:
         self.progress.__enter__()
@@ -43,19 +62,36 @@ class TrainProgress:
                             on_validation=self._validation, on_message=self._message)
 
     def _start(self, start: int, total: int) -> None:
+        self.total, self.first_step, self.started = total, start, time.perf_counter()
         self.task = self.progress.add_task("train", total=total, completed=start, stage="",
                                            terms="", speed="")
 
     def _step(self, step: int, span, terms: dict[str, float], speed: float) -> None:
         shown = " ".join(f"{k}={terms[k]:.3g}" for k in SHOWN_TERMS if k in terms)
-        self.progress.update(self.task, completed=step, stage=span.config.name, terms=shown,
-                             speed=f"{speed:.0f} samples/s")
+        if self.live:
+            self.progress.update(self.task, completed=step, stage=span.config.name, terms=shown,
+                                 speed=f"{speed:.0f} samples/s")
+        elif self.enabled and (step % self.log_every == 0 or step in (span.end, self.total)):
+            self.console.print(self.plain_line(step, span.config.name, shown, speed),
+                               markup=False, highlight=False, soft_wrap=True)
+
+    def plain_line(self, step: int, stage: str, shown: str, speed: float) -> str:
+        """'step 40/1018 keypoints loss=22.6 kpt=22.6 98 samples/s elapsed 0:00:28 ETA ...'.
+
+        The ETA extrapolates this session's steps per second (a resumed run counts from the
+        step it resumed at)."""
+        elapsed = time.perf_counter() - self.started
+        done = step - self.first_step
+        eta = elapsed / done * (self.total - step) if done > 0 else 0.0
+        return (f"step {step}/{self.total} {stage} {shown} {speed:.0f} samples/s "
+                f"elapsed {_clock(elapsed)} ETA {_clock(eta)}")
 
     def _message(self, text: str) -> None:
         # Plain text, not rich markup: "[...]" in a path, a tensor name or "posebh[tensorboard]"
         # would otherwise be read as a style tag and vanish.
         if self.enabled:
-            self.progress.console.print(text, markup=False)
+            # A log file gets each message on one line (rich wraps at 80 columns off a terminal).
+            self.progress.console.print(text, markup=False, soft_wrap=not self.live)
 
     def _validation(self, span, results: dict[str, Any]) -> None:
         if not self.enabled or not results:

@@ -104,6 +104,14 @@ def test_validation_metrics_of_every_stage(staged_run):
     assert f"{pck:.3f}" in hand_row  # the table shows the PCK column for hands
 
 
+def test_progress_lines_in_captured_output(staged_run):
+    # Off a terminal, one line per logged step (log_every = 1 here), counted to --max-steps.
+    lines = [line for line in staged_run["outputs"][1].splitlines() if line.startswith("step ")]
+    assert [line.split()[1:3] for line in lines] == [["4/6", "css"], ["5/6", "css"],
+                                                     ["6/6", "css"]]
+    assert all(" samples/s elapsed " in line and " ETA " in line for line in lines)
+
+
 def _changed(before: dict, after: dict, prefix: str) -> list[str]:
     names = [name for name in after if name.startswith(prefix)]
     assert names, prefix
