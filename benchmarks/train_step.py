@@ -1,6 +1,7 @@
 """Benchmark: one PoseBH training step vs the same model with prototypes, PPC/PPD and CSS off.
 
-Variants, timed in one process on the same in-memory batches (the issue's goal: full <= 1.25x):
+Variants, timed in one process on the same in-memory batches (goal: full <= 1.25x on CPU with
+the tiny model, <= 1.10x on a GPU with ViT-B):
   full      every part training, prototype learning (Sinkhorn-Knopp + momentum update), PPC/PPD,
             prototype heatmaps and cross-type self-supervision all in one step (METHOD.md §2-3);
             no stage of the reference schedule runs all of these at once, so this is the worst case
@@ -56,6 +57,7 @@ from posebh_cli.recipe import PARTS, StageConfig, load_recipe
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_RECIPE = REPO / "recipes" / "synthetic_tiny.toml"
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+GOAL_RATIO = {"cpu": 1.25, "cuda": 1.10}  # full step / baseline step
 
 STAGES = {
     "full": StageConfig("full", steps=1, train=PARTS, prototypes="learn", css=True),
@@ -193,6 +195,7 @@ def run(args: argparse.Namespace) -> dict:
     medians = {name: statistics.median(t) for name, t in times.items()}
     base = medians["baseline"]
     flops = {name: count_flops(step, batches[-1]) for name, step in runners.items()}
+    goal = GOAL_RATIO.get(device.type, GOAL_RATIO["cpu"])
     return {
         "benchmark": "train_step",
         "device": str(device),
@@ -217,9 +220,9 @@ def run(args: argparse.Namespace) -> dict:
                                    for name, f in flops.items()},
         "full_to_vitpose_all_heads": round(medians["full"] / medians["vitpose_all_heads"], 3),
         "stage3_to_vitpose_all_heads": round(medians["stage3"] / medians["vitpose_all_heads"], 3),
-        "goal": "full <= 1.25 x baseline",
-        "goal_met": medians["full"] / base <= 1.25,
-        "stage3_within_goal": medians["stage3"] / base <= 1.25,
+        "goal": f"full <= {goal} x baseline",
+        "goal_met": medians["full"] / base <= goal,
+        "stage3_within_goal": medians["stage3"] / base <= goal,
     }
 
 
