@@ -186,6 +186,10 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.state = TrainState(int(state["step"]), dict(state.get("validation", {})))
         self._truncate_metrics(self.state.step)
+        if self.dist.is_main:
+            stage = stage_at(self.spans, self.state.step).config.name
+            self.hooks.on_message(f"resuming at step {self.state.step} of {self.total_steps} "
+                                  f"(stage '{stage}') from the last checkpoint")
 
     def _truncate_metrics(self, step: int) -> None:
         # Rows logged after the checkpoint belong to the killed attempt: drop them.

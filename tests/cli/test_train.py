@@ -110,6 +110,8 @@ def test_progress_lines_in_captured_output(staged_run):
     assert [line.split()[1:3] for line in lines] == [["4/6", "css"], ["5/6", "css"],
                                                      ["6/6", "css"]]
     assert all(" samples/s elapsed " in line and " ETA " in line for line in lines)
+    assert "resuming at step 3 of 9 (stage 'css') from the last checkpoint" in (
+        staged_run["outputs"][1])
 
 
 def _changed(before: dict, after: dict, prefix: str) -> list[str]:
