@@ -7,7 +7,6 @@ facts come as one plain line every `log_every` steps, the steps metrics.csv reco
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -16,6 +15,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -27,8 +27,17 @@ from posebh_cli.engine.trainer import TrainerHooks
 SHOWN_TERMS = ("loss", "kpt", "proto", "phm", "css")
 
 
-def _clock(seconds: float) -> str:
-    return str(timedelta(seconds=round(seconds)))
+def _clock(seconds: float | None) -> str:
+    return "-:--:--" if seconds is None else str(timedelta(seconds=round(seconds)))
+
+
+def plain_line(task: Task, step: int, stage: str, shown: str, speed: float) -> str:
+    """'step 40/1018 keypoints loss=22.6 kpt=22.6 98 samples/s elapsed 0:00:28 ETA 0:09:14'.
+
+    Elapsed and ETA are rich's, as the live bar shows them: the ETA follows the recent steps per
+    second (-:--:-- until there are two steps to measure)."""
+    return (f"step {step}/{task.total:g} {stage} {shown} {speed:.0f} samples/s "
+            f"elapsed {_clock(task.elapsed)} ETA {_clock(task.time_remaining)}")
 
 
 class TrainProgress:
@@ -46,9 +55,6 @@ class TrainProgress:
             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
             disable=not (enabled and self.live), transient=False)
         self.task = None
-        self.total = 0
-        self.first_step = 0
-        self.started = 0.0
 
     def __enter__(self) -> TrainProgress:
         self.progress.__enter__()
@@ -62,29 +68,20 @@ class TrainProgress:
                             on_validation=self._validation, on_message=self._message)
 
     def _start(self, start: int, total: int) -> None:
-        self.total, self.first_step, self.started = total, start, time.perf_counter()
         self.task = self.progress.add_task("train", total=total, completed=start, stage="",
                                            terms="", speed="")
 
     def _step(self, step: int, span, terms: dict[str, float], speed: float) -> None:
         shown = " ".join(f"{k}={terms[k]:.3g}" for k in SHOWN_TERMS if k in terms)
-        if self.live:
-            self.progress.update(self.task, completed=step, stage=span.config.name, terms=shown,
-                                 speed=f"{speed:.0f} samples/s")
-        elif self.enabled and (step % self.log_every == 0 or step in (span.end, self.total)):
-            self.console.print(self.plain_line(step, span.config.name, shown, speed),
+        # The task keeps the timing (elapsed, recent speed, ETA) for the bar and the lines alike;
+        # a disabled Progress still tracks its tasks.
+        self.progress.update(self.task, completed=step, stage=span.config.name, terms=shown,
+                             speed=f"{speed:.0f} samples/s")
+        task = self.progress.tasks[0]  # the one task, added by _start
+        if not self.live and self.enabled and (step % self.log_every == 0
+                                               or step in (span.end, task.total)):
+            self.console.print(plain_line(task, step, span.config.name, shown, speed),
                                markup=False, highlight=False, soft_wrap=True)
-
-    def plain_line(self, step: int, stage: str, shown: str, speed: float) -> str:
-        """'step 40/1018 keypoints loss=22.6 kpt=22.6 98 samples/s elapsed 0:00:28 ETA ...'.
-
-        The ETA extrapolates this session's steps per second (a resumed run counts from the
-        step it resumed at)."""
-        elapsed = time.perf_counter() - self.started
-        done = step - self.first_step
-        eta = elapsed / done * (self.total - step) if done > 0 else 0.0
-        return (f"step {step}/{self.total} {stage} {shown} {speed:.0f} samples/s "
-                f"elapsed {_clock(elapsed)} ETA {_clock(eta)}")
 
     def _message(self, text: str) -> None:
         # Plain text, not rich markup: "[...]" in a path, a tensor name or "posebh[tensorboard]"

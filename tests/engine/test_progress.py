@@ -13,7 +13,7 @@ from posebh_cli.engine.stages import StageSpan
 from posebh_cli.recipe import StageConfig
 
 LINE = re.compile(r"^step (\d+)/(\d+) (\w+) loss=([\d.]+) kpt=([\d.]+) (\d+) samples/s "
-                  r"elapsed \d+:\d\d:\d\d ETA \d+:\d\d:\d\d$")
+                  r"elapsed \d+:\d\d:\d\d ETA (\d+:\d\d:\d\d|-:--:--)$")
 
 
 def _run(console: Console, steps: range, log_every: int) -> None:
@@ -41,6 +41,7 @@ def test_plain_lines_every_log_every_steps_and_at_stage_ends():
     assert [m[3] for m in matches] == ["keypoints"] * 3 + ["css"] * 2
     assert matches[0][4] == "2.5" and matches[0][5] == "2" and matches[0][6] == "64"
     assert lines[-1].startswith("a message with [brackets]") and lines[-1].endswith("log file")
+    assert lines[-2].endswith("ETA 0:00:00")  # the last step: nothing remains
 
 
 def test_resumed_run_counts_its_own_steps():
