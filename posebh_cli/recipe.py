@@ -52,6 +52,9 @@ class ModelConfig:
     embedding_dim: int = rule(64, min=1, help="F")
     prototypes_per_type: int = rule(3, min=1, help="M")
     pretrained: str = rule("", help="local timm/MAE weights file; empty = random init")
+    init_from: str = rule("", help="a posebh run directory (or its model.safetensors) to start "
+                                   "from: backbone, experts, heads, embedding head and "
+                                   "prototypes, matched by dataset name")
 
 
 @dataclass(frozen=True)
@@ -225,14 +228,16 @@ class Recipe:
         return dumps(self.to_table())
 
     def with_absolute_paths(self, base: str | os.PathLike[str] | None = None) -> Recipe:
-        """Dataset roots (and pretrained weights) made absolute against `base` (default: cwd)."""
+        """Dataset roots, model.pretrained and model.init_from made absolute against `base`
+        (default: cwd)."""
         base_path = Path(base or os.getcwd())
         datasets = tuple(dataclasses.replace(d, root=str((base_path / d.root).resolve()))
                          for d in self.datasets)
         model = self.model
-        if model.pretrained:
-            model = dataclasses.replace(model, pretrained=str((base_path / model.pretrained)
-                                                              .resolve()))
+        for key in ("pretrained", "init_from"):
+            if getattr(model, key):
+                resolved = str((base_path / getattr(model, key)).resolve())
+                model = dataclasses.replace(model, **{key: resolved})
         return dataclasses.replace(self, datasets=datasets, model=model)
 
 
@@ -280,6 +285,9 @@ def _validate_semantics(recipe: Recipe, source: str) -> None:
         raise PosebhError(f"{source}: model.stem_channels: {stem} stride-2 convs give a stride of "
                           f"{2**stem}; model.patch_size {model.patch_size} needs "
                           f"{model.patch_size.bit_length() - 1} widths")
+    if model.pretrained and model.init_from:
+        raise PosebhError(f"{source}: model.pretrained and model.init_from are both set; give one "
+                          "(init_from already holds a trained backbone)")
     if model.moe and model.expert_dim >= _backbone_dim(model.backbone):
         raise PosebhError(f"{source}: model.expert_dim: must be smaller than the backbone width "
                           f"{_backbone_dim(model.backbone)}")

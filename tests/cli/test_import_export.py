@@ -155,3 +155,22 @@ def test_export_user_errors(imported_run, mmpose_file):
                              "--format", "tflite"), "--format tflite")
     assert_user_error(invoke("export", "--checkpoint", str(path), "--dataset", "synth_hand",
                              "--format", "torchscript"), "posebh import-checkpoint")
+
+
+def test_train_starts_from_an_imported_checkpoint(imported_run, tiny_run, tmp_path):  # noqa: F811
+    """import-checkpoint, then model.init_from: the PoseBH schedule fine-tunes a trained model."""
+    from safetensors.torch import load_file
+
+    run_dir = tmp_path / "fine_tune"
+    result = invoke("train", str(tiny_run.recipe), "--run-dir", str(run_dir), "--device", "cpu",
+                    "--max-steps", "1", "--no-validate",
+                    "--set", f"model.init_from={imported_run}",
+                    "--set", 'stages.learn.train=["keypoint_heads"]',
+                    "--set", 'stages.learn.prototypes="frozen"')
+    assert result.exit_code == 0, result.output
+    assert "datasets synth_human, synth_animal, synth_hand matched" in result.output
+    assert "kept at init" not in result.output  # every tensor came from the checkpoint
+    imported, tuned = load_file(imported_run / "model.safetensors"), load_file(
+        run_dir / "model.safetensors")
+    frozen = [k for k in tuned if not k.startswith("heads.")]
+    assert frozen and all(torch.equal(tuned[k], imported[k]) for k in frozen)

@@ -237,3 +237,44 @@ def test_non_finite_loss_stops_with_one_line_and_keeps_checkpoint(write_recipe, 
                      "--no-validate")
     assert resumed.exit_code == 0, resumed.output
     assert ckpt.load_run_info(run_dir / "run.json")["step"] == 5
+
+
+HEADS_ONLY_STAGE = """
+[[stages]]
+name = "heads"
+steps = 3
+train = ["keypoint_heads"]
+prototypes = "frozen"
+"""
+
+
+def test_init_from_a_run_starts_from_its_weights(staged_run, write_recipe, tmp_path):
+    recipe = write_recipe(stages=HEADS_ONLY_STAGE)
+    source = staged_run["run_dir"]
+    run_dir = tmp_path / "fine_tune"
+    result = _train(recipe, "--run-dir", run_dir, "--max-steps", "1", "--no-validate",
+                    "--set", f"model.init_from={source}")
+    assert result.exit_code == 0, result.output
+    assert (f"initialised from {source}: " in result.output
+            and "datasets synth_human, synth_animal, synth_hand matched" in result.output), \
+        result.output
+    trained, tuned = staged_run["weights"][-1], load_file(run_dir / "model.safetensors")
+    frozen = [k for k in tuned if not k.startswith("heads.")]
+    assert frozen and all(torch.equal(tuned[k], trained[k]) for k in frozen)
+    assert _changed(trained, tuned, "heads.")  # the step trained the heads from there
+    # A resumed run takes its weights from its own checkpoint, not from init_from again.
+    resumed = _train(recipe, "--run-dir", run_dir, "--resume", "--max-steps", "2",
+                     "--no-validate", "--set", f"model.init_from={source}")
+    assert resumed.exit_code == 0, resumed.output
+    assert "initialised from" not in resumed.output and "resuming at step 1" in resumed.output
+
+
+def test_init_from_a_corrupt_run_exit_2(staged_run, write_recipe, tmp_path):
+    import shutil
+
+    source = tmp_path / "copy"
+    shutil.copytree(staged_run["run_dir"], source)
+    (source / "model.safetensors").write_bytes(b"not a safetensors file")
+    result = _train(write_recipe(), "--run-dir", tmp_path / "run", "--max-steps", "1",
+                    "--set", f"model.init_from={source}")
+    _assert_one_line_exit_2(result, "model.init_from:", "model.safetensors")
