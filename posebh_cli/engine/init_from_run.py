@@ -60,24 +60,16 @@ class InitReport:
 
 
 def _dataset_map(target: KeypointTypeTable, source: KeypointTypeTable
-                 ) -> tuple[dict[str, str], dict[str, str]]:
-    """(target dataset -> source dataset of the same name and skeleton,
+                 ) -> tuple[list[str], dict[str, str]]:
+    """(target datasets the source has under the same name and skeleton,
     new target dataset -> source dataset whose expert it copies)."""
-    matched, new = {}, {}
+    matched, new = [], {}
     for name, skeleton in zip(target.datasets, target.skeletons):
         if name in source.datasets and source.skeleton(name).name == skeleton.name:
-            matched[name] = name
+            matched.append(name)
         else:
             new[name] = default_like(source, skeleton.name)
     return matched, new
-
-
-def _head_key(key: str) -> tuple[str, str] | None:
-    """'heads.<name>.<rest>' -> (name, rest)."""
-    if not key.startswith("heads."):
-        return None
-    name, _, rest = key[len("heads."):].partition(".")
-    return name, rest
 
 
 def transfer_weights(model: PoseBHModel, types: KeypointTypeTable, source: PoseBHModel,
@@ -90,15 +82,15 @@ def transfer_weights(model: PoseBHModel, types: KeypointTypeTable, source: PoseB
                           f"this recipe sets model.moe = {str(moe).lower()}; set it as that run "
                           "was trained")
     matched, new = _dataset_map(types, source_types)
-    report = InitReport(source_path, matched=list(matched), new=new,
+    report = InitReport(source_path, matched=matched, new=new,
                         unused=[d for d in source_types.datasets if d not in matched])
     old = {k: v.detach().cpu() for k, v in source.state_dict().items()}
     state = model.state_dict()
     backbone_loaded = 0
     for key, target in state.items():
         value = _source_value(key, target, old, types, source_types, matched, new)
-        if value is None and key == POS_EMBED_KEY and key in old:
-            value = _resample_grid(old[key], source.backbone.grid_size, model.backbone.grid_size)
+        if key == POS_EMBED_KEY and value is not None and value.shape != target.shape:
+            value = _resample_grid(value, source.backbone.grid_size, model.backbone.grid_size)
         if value is None or value.shape != target.shape:
             report.kept_at_init.append(key)
             continue
@@ -108,35 +100,31 @@ def transfer_weights(model: PoseBHModel, types: KeypointTypeTable, source: PoseB
     if backbone_loaded == 0:
         raise PosebhError(f"model.init_from {source_path}: its backbone shares no tensor of the "
                           f"same name and shape with this recipe's model.backbone = "
-                          f"'{_backbone_name(model)}'; start from a run of the same backbone")
+                          f"'{model.backbone.config.arch}'; start from a run of the same backbone")
     model.load_state_dict(state, strict=True)
     return report
 
 
 def _source_value(key: str, target: Tensor, old: dict[str, Tensor],
                   types: KeypointTypeTable, source_types: KeypointTypeTable,
-                  matched: dict[str, str], new: dict[str, str]) -> Tensor | None:
-    """The source tensor for target `key`, remapped by dataset; None when it has none."""
-    head = _head_key(key)
-    if head is not None:
-        name, rest = head
-        return old.get(f"heads.{matched[name]}.{rest}") if name in matched else None
-    if key.endswith(EXPERT_SUFFIXES):
-        if key not in old or old[key].shape[1:] != target.shape[1:]:
-            return None
-        rows = [source_types.dataset_index(matched.get(d) or new[d]) for d in types.datasets]
+                  matched: list[str], new: dict[str, str]) -> Tensor | None:
+    """The source tensor for target `key`, remapped by dataset; None when it has none. The
+    caller checks its shape."""
+    if key.startswith("heads."):  # heads.<dataset>.<tensor>: a dataset name has no dot
+        return old.get(key) if key.split(".")[1] in matched else None
+    if key.endswith(EXPERT_SUFFIXES) and key in old:
+        rows = [source_types.dataset_index(new.get(d, d)) for d in types.datasets]
         return old[key][rows]
     if key == PROTOTYPE_KEY:
         if key not in old or old[key].shape[1:] != target.shape[1:]:
             return None
         value = target.detach().cpu().clone()  # new datasets' blocks keep their init
-        for name, source_name in matched.items():
-            start, count = types.offset(name), types.num_keypoints(name)
-            source_start = source_types.offset(source_name)
+        for name in matched:
+            start, source_start = types.offset(name), source_types.offset(name)
+            count = types.num_keypoints(name)
             value[start:start + count] = old[key][source_start:source_start + count]
         return value
-    value = old.get(key)
-    return None if value is None or value.shape != target.shape else value
+    return old.get(key)
 
 
 def _resample_grid(pos_embed: Tensor, old_grid: tuple[int, int], grid: tuple[int, int]) -> Tensor:
@@ -145,10 +133,6 @@ def _resample_grid(pos_embed: Tensor, old_grid: tuple[int, int], grid: tuple[int
 
     resample = import_timm().layers.resample_abs_pos_embed
     return resample(pos_embed.float(), list(grid), list(old_grid), num_prefix_tokens=0)
-
-
-def _backbone_name(model: PoseBHModel) -> str:
-    return model.backbone.config.arch
 
 
 def init_from_run(model: PoseBHModel, types: KeypointTypeTable, path: str | Path) -> InitReport:

@@ -66,24 +66,21 @@ class Trainer:
         self.validate_at_stage_end = validate
         self.types = type_table_of(recipe)
         self.model = build_recipe_model(recipe, self.types).to(device)
-        self.pretrained_report = None
         self.tensorboard = None  # a TensorBoardLog while run() runs, on rank 0
         # A resumed run takes every weight from its trainer state: reading model.pretrained or
         # init_from first would cost a load (and print a report) for tensors about to be replaced.
         if recipe.model.pretrained and not resuming:
             from posebh_cli.models.vit_weights import load_backbone_weights
 
-            self.pretrained_report = load_backbone_weights(self.model.backbone,
-                                                           recipe.model.pretrained)
+            report = load_backbone_weights(self.model.backbone, recipe.model.pretrained)
             if dist.is_main:
-                self.hooks.on_message(self.pretrained_report.summary(recipe.model.pretrained))
-        self.init_report = None
+                self.hooks.on_message(report.summary(recipe.model.pretrained))
         if recipe.model.init_from and not resuming:
             from posebh_cli.engine.init_from_run import init_from_run
 
-            self.init_report = init_from_run(self.model, self.types, recipe.model.init_from)
+            report = init_from_run(self.model, self.types, recipe.model.init_from)
             if dist.is_main:
-                self.hooks.on_message(self.init_report.summary())
+                self.hooks.on_message(report.summary())
         if recipe.train.compile:
             # In place, so parameter names (and checkpoints) do not change. The backbone sees
             # one batch shape per run; the heads see a different per-dataset count every step,
